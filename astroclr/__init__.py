@@ -1,0 +1,36 @@
+"""astroclr: self-supervised representations of galaxy images.
+
+The public API is small and importing it is cheap (torch loads on first use)::
+
+    import astroclr
+    run = astroclr.run(dataset="sdss", backbone="resnet18", out="runs/demo")
+    model = astroclr.load("runs/demo")
+    vectors = model.embed(images)          # (N, 64) numpy array
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from astroclr.hookspecs import hookimpl
+from astroclr.specs import AstroclrError, ConfigError
+
+__version__ = "0.1.0"
+__all__ = ["run", "load", "hookimpl", "AstroclrError", "ConfigError", "__version__"]
+
+if TYPE_CHECKING:
+    from astroclr.run import Run, TrainedModel
+
+
+def run(config: Any = None, **kwargs: Any) -> "Run":
+    """Train, embed and evaluate; see :func:`astroclr.run.run`."""
+    from astroclr.run import run as _run
+
+    return _run(config, **kwargs)
+
+
+def load(run_dir: Any, device: str | None = None) -> "TrainedModel":
+    """Load a trained model from a run directory; see :func:`astroclr.run.load`."""
+    from astroclr.run import load as _load
+
+    return _load(run_dir, device=device)

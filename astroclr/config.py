@@ -1,0 +1,201 @@
+"""Run configuration: defaults, TOML files, ``--set`` overrides, and validation.
+
+A run config has six tables::
+
+    [run]       dataset, backbone, seed, evaluators, ...
+    [train]     epochs, batch_size, lr, temperature, representation_dim, ...
+    [dataset]   parameters of the chosen dataset plugin
+    [backbone]  parameters of the chosen backbone plugin
+    [augment]   pipeline = [names...], and one sub-table of parameters per name
+    [evaluate]  one sub-table of parameters per evaluator
+
+Everything is validated (unknown keys, types, ranges, plugin names) before any data is read.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from astroclr.specs import ConfigError, Param, validate_params
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+if TYPE_CHECKING:
+    from astroclr.plugins import Registry
+
+RUN_PARAMS = (
+    Param("dataset", str, "sdss", "dataset plugin"),
+    Param("backbone", str, "resnet18", "backbone plugin"),
+    Param("seed", int, 0, "seed for weights, data order, augmentations and splits", low=0),
+    Param("evaluators", list, ["probe", "pca"], "evaluator plugins to run after training",
+          item_type=str),
+    Param("label_column", str, "label", "catalogue column with integer labels (-1 unlabelled)"),
+    Param("eval_seeds", list, [0, 1, 2], "one labelled train/test split per seed", item_type=int,
+          low=0),
+    Param("train_sizes", list, [100, 300, 1000, 3000, 10000],
+          "numbers of labelled galaxies for the label-efficiency curve", item_type=int, low=1),
+    Param("test_fraction", float, 0.25, "fraction of labelled galaxies held out for testing",
+          low=0.01, high=0.99),
+)
+
+TRAIN_PARAMS = (
+    Param("epochs", int, 8, "passes over the dataset (see also time_budget)", low=1),
+    Param("max_steps", int, -1, "stop after this many optimiser steps (-1: no limit)", low=-1),
+    Param("time_budget", str, "", "wall-clock budget for training, e.g. '8m', '1h', '90s'; the "
+          "schedule is fitted to it (empty: use epochs)"),
+    Param("batch_size", int, 256, "images per batch (each gives two views)", low=2),
+    Param("lr", float, 2e-3, "peak learning rate (AdamW)", low=0.0),
+    Param("weight_decay", float, 1e-4, "AdamW weight decay", low=0.0),
+    Param("warmup_fraction", float, 0.05, "fraction of steps with linear warm-up", low=0.0,
+          high=0.5),
+    Param("temperature", float, 0.2, "NT-Xent temperature", low=1e-3, high=10.0),
+    Param("representation_dim", int, 64, "size of the representation", low=1),
+    Param("projection_hidden_dim", int, 512, "hidden width of the projection head", low=1),
+    Param("projection_dim", int, 128, "output size of the projection head", low=1),
+    Param("accelerator", str, "auto", "Lightning accelerator: auto, cpu, gpu, cuda, mps"),
+    Param("devices", str, "1", "Lightning devices: a count, a list such as '0,1', or 'auto'"),
+    Param("num_nodes", int, 1, "number of nodes for distributed training", low=1),
+    Param("strategy", str, "auto", "Lightning strategy: auto, ddp, ddp_spawn, fsdp, ..."),
+    Param("precision", str, "auto", "auto (bf16-mixed on CUDA, 32-true on CPU) or a Lightning "
+          "precision"),
+    Param("checkpoint_every_n_steps", int, 200, "also checkpoint every N steps (0: epochs only)",
+          low=0),
+    Param("threads", int, 0, "CPU threads for torch (0: leave torch's default)", low=0),
+    Param("embed_batch_size", int, 512, "images per batch when embedding", low=1),
+)
+
+DEFAULT_AUGMENT = ["rotate_flip", "crop_resize", "psf", "noise", "cutout", "band_jitter"]
+
+_TABLES = ("run", "train", "dataset", "backbone", "augment", "evaluate")
+
+
+def defaults() -> dict[str, Any]:
+    """The default configuration (core tables only; plugin defaults are filled by ``resolve``)."""
+    return {
+        "run": {p.name: copy.deepcopy(p.default) for p in RUN_PARAMS},
+        "train": {p.name: copy.deepcopy(p.default) for p in TRAIN_PARAMS},
+        "dataset": {},
+        "backbone": {},
+        "augment": {"pipeline": list(DEFAULT_AUGMENT)},
+        "evaluate": {},
+    }
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Read a config file; a syntax error names the file and line."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+
+
+def merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``update`` into a copy of ``base`` (tables merge, values replace)."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_set(assignment: str) -> dict[str, Any]:
+    """Turn ``'augment.psf.p=0.3'`` into ``{'augment': {'psf': {'p': 0.3}}}``.
+
+    The value is read as a TOML value (numbers, booleans, ``[1, 2]`` lists, quoted strings);
+    anything that is not valid TOML is taken as a plain string.
+    """
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. train.epochs=4")
+    key, raw = assignment.split("=", 1)
+    parts = [p.strip() for p in key.strip().split(".")]
+    if not all(parts) or not re.fullmatch(r"[A-Za-z0-9_.\-]+", key.strip()):
+        raise ConfigError(f"--set {assignment!r}: bad key {key!r}")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    out: dict[str, Any] = {parts[-1]: value}
+    for p in reversed(parts[:-1]):
+        out = {p: out}
+    return out
+
+
+def resolve(raw: Mapping[str, Any], registry: "Registry") -> dict[str, Any]:
+    """Validate a merged configuration against the core and the chosen plugins.
+
+    Returns the fully resolved configuration (every default filled in). Raises ConfigError or
+    PluginError, each naming the offending key or plugin, before anything is loaded.
+    """
+    from astroclr.augment import resolve_augment_config
+    from astroclr.evaluate import resolve_evaluator_params
+
+    unknown = sorted(set(raw) - set(_TABLES))
+    if unknown:
+        raise ConfigError(f"unknown config table [{unknown[0]}]; tables: {', '.join(_TABLES)}")
+    for table in _TABLES:
+        if table in raw and not isinstance(raw[table], Mapping):
+            raise ConfigError(f"config key {table!r} must be a table")
+    cfg = merge(defaults(), raw)
+    out: dict[str, Any] = {
+        "run": validate_params(RUN_PARAMS, cfg["run"], "run"),
+        "train": validate_params(TRAIN_PARAMS, cfg["train"], "train"),
+    }
+    parse_duration(out["train"]["time_budget"])
+    dataset = registry.get("dataset", out["run"]["dataset"])
+    out["dataset"] = validate_params(dataset.params, cfg["dataset"], "dataset")
+    backbone = registry.get("backbone", out["run"]["backbone"])
+    out["backbone"] = validate_params(backbone.params, cfg["backbone"], "backbone")
+    names, aug_params = resolve_augment_config(registry, cfg["augment"])
+    out["augment"] = {"pipeline": names, **aug_params}
+    out["evaluate"] = resolve_evaluator_params(registry, out["run"]["evaluators"], cfg["evaluate"])
+    if not out["run"]["eval_seeds"]:
+        raise ConfigError("run.eval_seeds: give at least one seed")
+    return out
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr)?\s*$")
+
+
+def parse_duration(text: str) -> float | None:
+    """'10m' → 600.0 seconds; '' → None. Units: s, m, h (default s)."""
+    if not text:
+        return None
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ConfigError(f"train.time_budget: {text!r} is not a duration such as '90s', '10m', '1h'")
+    value = float(match.group(1))
+    unit = (match.group(2) or "s")[0]
+    seconds = value * {"s": 1, "m": 60, "h": 3600}[unit]
+    if seconds <= 0:
+        raise ConfigError(f"train.time_budget: {text!r} must be positive")
+    return seconds
+
+
+def to_toml(config: Mapping[str, Any]) -> str:
+    """Serialise a resolved configuration."""
+    import tomli_w
+
+    return tomli_w.dumps(_plain(config))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item"):
+        return value.item()
+    return value

@@ -1,0 +1,3 @@
+"""Hook implementations of the built-in augment plugin."""
+
+from astroclr import hookimpl

@@ -1,0 +1,3 @@
+"""Hook implementations of the built-in evaluators plugin."""
+
+from astroclr import hookimpl
