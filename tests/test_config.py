@@ -1,0 +1,76 @@
+"""Configuration: every bad key or value is rejected with a message that names it."""
+
+from __future__ import annotations
+
+import pytest
+
+from astroclr import config as C
+from astroclr.plugins import PluginError
+from astroclr.run import assemble_config
+from astroclr.specs import ConfigError
+
+
+def resolve(registry, *sets, **kw):
+    return C.resolve(assemble_config(None, sets, **kw), registry)
+
+
+def test_defaults_resolve_with_plugin_defaults(registry):
+    cfg = resolve(registry)
+    assert cfg["run"]["backbone"] == "resnet18"
+    assert cfg["train"]["representation_dim"] == 64
+    assert cfg["backbone"] == {"stem": "imagenet"}
+    assert cfg["dataset"]["bands"] == ["g", "r", "i"]
+
+
+def test_set_assignment_reaches_nested_tables(registry):
+    cfg = resolve(registry, "train.temperature=0.5", "backbone.stem=conv3s1", "run.eval_seeds=[4]")
+    assert cfg["train"]["temperature"] == 0.5
+    assert cfg["backbone"]["stem"] == "conv3s1"
+    assert cfg["run"]["eval_seeds"] == [4]
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("train.epoch=3", r"train: unknown parameter 'epoch'; known parameters: .*epochs"),
+    ("train.epochs=0", r"train.epochs: 0 is below the minimum 1"),
+    ("train.temperature=hot", r"train.temperature: expected float, got 'hot'"),
+    ("backbone.stem=huge", r"backbone.stem: 'huge' is not one of: imagenet, conv3s2, conv3s1"),
+    ("training.epochs=3", r"unknown config table \[training\]"),
+    ("train.time_budget=soon", r"train.time_budget: 'soon' is not a duration"),
+])
+def test_bad_values_are_named(registry, assignment, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve(registry, assignment)
+
+
+def test_unknown_plugin_lists_available(registry):
+    with pytest.raises(PluginError, match=r"unknown dataset 'sdsss'; available: .*sdss"):
+        resolve(registry, dataset="sdsss")
+
+
+def test_unknown_augmentation_lists_available(registry):
+    with pytest.raises(PluginError, match=r"unknown augmentation 'blurr'; available: .*psf"):
+        resolve(registry, "augment.pipeline=['blurr']")
+
+
+def test_unknown_shortcut_is_rejected():
+    with pytest.raises(ConfigError, match="unknown option 'epoch'"):
+        assemble_config(None, (), epoch=2)
+
+
+def test_config_file_round_trips(registry, tmp_path):
+    cfg = resolve(registry, "train.lr=0.01")
+    path = tmp_path / "run.toml"
+    path.write_text(C.to_toml(cfg))
+    assert C.resolve(C.read_toml(path), registry) == cfg
+
+
+def test_config_file_syntax_error_names_the_file(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[train\nepochs = 2\n")
+    with pytest.raises(ConfigError, match="bad.toml"):
+        C.read_toml(path)
+
+
+@pytest.mark.parametrize("text, seconds", [("90s", 90), ("10m", 600), ("1.5h", 5400), ("45", 45)])
+def test_durations(text, seconds):
+    assert C.parse_duration(text) == seconds
