@@ -19,18 +19,18 @@ __version__ = "0.1.0"
 __all__ = ["run", "load", "hookimpl", "AstroclrError", "ConfigError", "__version__"]
 
 if TYPE_CHECKING:
-    from astroclr.run import Run, TrainedModel
+    from astroclr.runner import Run, TrainedModel
 
 
 def run(config: Any = None, **kwargs: Any) -> "Run":
-    """Train, embed and evaluate; see :func:`astroclr.run.run`."""
-    from astroclr.run import run as _run
+    """Train, embed and evaluate; see :func:`astroclr.runner.run`."""
+    from astroclr.runner import run as _run
 
     return _run(config, **kwargs)
 
 
 def load(run_dir: Any, device: str | None = None) -> "TrainedModel":
-    """Load a trained model from a run directory; see :func:`astroclr.run.load`."""
-    from astroclr.run import load as _load
+    """Load a trained model from a run directory; see :func:`astroclr.runner.load`."""
+    from astroclr.runner import load as _load
 
     return _load(run_dir, device=device)

@@ -73,7 +73,7 @@ def run_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Train SimCLR, embed every galaxy, evaluate, and write a report."""
-    from astroclr.run import run
+    from astroclr.runner import run
 
     result = run(
         config, out=out, overwrite=overwrite, resume=resume, progress=not quiet, sets=sets or (),
@@ -94,7 +94,7 @@ def evaluate_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Re-run evaluators on an existing run, without retraining."""
-    from astroclr.run import evaluate_run
+    from astroclr.runner import evaluate_run
 
     result = evaluate_run(run_dir, evaluator or None, sets or (), progress=not quiet)
     typer.echo(f"report: {result.dir / 'report.html'}")
@@ -109,7 +109,7 @@ def similar_cmd(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Montage PNG (default RUN/figures/similar_<id>.png)."),
 ) -> None:
     """Find the galaxies most similar to one galaxy in representation space; write a montage."""
-    from astroclr.run import open_run
+    from astroclr.runner import open_run
     from astroclr.similar import find_similar, write_montage
 
     existing = open_run(run_dir)
@@ -147,7 +147,7 @@ def config_cmd(
     """Print the resolved configuration (every default filled in) as TOML."""
     from astroclr import config as cfgmod
     from astroclr.plugins import get_registry
-    from astroclr.run import assemble_config
+    from astroclr.runner import assemble_config
 
     raw = assemble_config(config, sets or (), dataset=dataset, backbone=backbone)
     typer.echo(cfgmod.to_toml(cfgmod.resolve(raw, get_registry())), nl=False)
@@ -167,7 +167,7 @@ def prepare_cmd(
     from astroclr import config as cfgmod
     from astroclr.plugins import get_registry
     from astroclr.prepared import prepare_dataset
-    from astroclr.run import assemble_config
+    from astroclr.runner import assemble_config
 
     registry = get_registry()
     cfg = cfgmod.resolve(assemble_config(config, sets or (), dataset=dataset), registry)
@@ -192,7 +192,7 @@ def augment_preview_cmd(
     from astroclr import config as cfgmod
     from astroclr.plugins import get_registry
     from astroclr.preview import write_preview
-    from astroclr.run import assemble_config, load_dataset
+    from astroclr.runner import assemble_config, load_dataset
 
     registry = get_registry()
     cfg = cfgmod.resolve(assemble_config(config, sets or (), dataset=dataset), registry)

@@ -6,7 +6,7 @@ import pytest
 
 from astroclr import config as C
 from astroclr.plugins import PluginError
-from astroclr.run import assemble_config
+from astroclr.runner import assemble_config
 from astroclr.specs import ConfigError
 
 
