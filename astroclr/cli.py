@@ -24,6 +24,8 @@ app.add_typer(augment_app, name="augment")
 SetOpt = typer.Option(None, "--set", "-s", metavar="KEY=VALUE",
                       help="Set any config key, e.g. --set augment.psf.p=0.3 (repeatable).")
 ConfigOpt = typer.Option(None, "--config", "-c", help="A TOML config file.", exists=False)
+PresetOpt = typer.Option(None, "--preset", "-p", help="A shipped configuration: default, long, gpu "
+                         "(see astroclr config --presets).")
 
 
 def _err(message: str) -> None:
@@ -57,6 +59,7 @@ def run_cmd(
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Dataset plugin (default sdss: the embedded sample)."),
     backbone: Optional[str] = typer.Option(None, "--backbone", "-b", help="Backbone plugin, e.g. resnet18, smallcnn."),
     config: Optional[Path] = ConfigOpt,
+    preset: Optional[str] = PresetOpt,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (default runs/<time>_<dataset>_<backbone>)."),
     epochs: Optional[int] = typer.Option(None, help="Passes over the dataset."),
     time_budget: Optional[str] = typer.Option(None, "--time-budget", help="Wall-clock training budget, e.g. 8m, 1h; the schedule is fitted to it."),
@@ -77,6 +80,7 @@ def run_cmd(
 
     result = run(
         config, out=out, overwrite=overwrite, resume=resume, progress=not quiet, sets=sets or (),
+        preset=preset,
         dataset=dataset, backbone=backbone, epochs=epochs, time_budget=time_budget,
         batch_size=batch_size, seed=seed, accelerator=accelerator, devices=devices,
         strategy=strategy, num_nodes=num_nodes,
@@ -142,14 +146,21 @@ def config_cmd(
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d"),
     backbone: Optional[str] = typer.Option(None, "--backbone", "-b"),
     config: Optional[Path] = ConfigOpt,
+    preset: Optional[str] = PresetOpt,
     sets: Optional[List[str]] = SetOpt,
+    list_presets: bool = typer.Option(False, "--presets", help="List the shipped presets."),
 ) -> None:
     """Print the resolved configuration (every default filled in) as TOML."""
     from astroclr import config as cfgmod
     from astroclr.plugins import get_registry
     from astroclr.runner import assemble_config
 
-    raw = assemble_config(config, sets or (), dataset=dataset, backbone=backbone)
+    if list_presets:
+        for name, path in cfgmod.presets().items():
+            first = path.read_text().splitlines()[0].lstrip("# ").strip()
+            typer.echo(f"{name}\t{first}")
+        return
+    raw = assemble_config(config, sets or (), preset, dataset=dataset, backbone=backbone)
     typer.echo(cfgmod.to_toml(cfgmod.resolve(raw, get_registry())), nl=False)
 
 
@@ -173,8 +184,15 @@ def prepare_cmd(
     cfg = cfgmod.resolve(assemble_config(config, sets or (), dataset=dataset), registry)
     summary = prepare_dataset(registry, cfg["run"]["dataset"], cfg["dataset"], out,
                               workers=workers, progress=not quiet)
-    kept = summary.get("kept")
-    typer.echo(f"prepared {kept} galaxies into {out}")
+    typer.echo(f"prepared {summary.get('kept')} galaxies into {out} "
+               f"({summary.get('galaxies_per_s', 0):,.0f} galaxies/s)")
+    skipped = summary.get("skipped") or {}
+    if skipped:
+        reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(skipped.items()))
+        typer.echo(f"skipped {summary.get('skipped_total', sum(skipped.values()))} ({reasons}); "
+                   f"details in {out / 'skipped.csv'}")
+    if summary.get("filled_pixels"):
+        typer.echo(f"filled {summary['filled_pixels']} non-finite pixels")
 
 
 @augment_app.command("preview")

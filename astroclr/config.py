@@ -88,6 +88,22 @@ def defaults() -> dict[str, Any]:
     }
 
 
+PRESETS_DIR = Path(__file__).with_name("presets")
+
+
+def presets() -> dict[str, Path]:
+    """Named configurations shipped with astroclr (``--preset NAME``)."""
+    return {p.stem: p for p in sorted(PRESETS_DIR.glob("*.toml"))}
+
+
+def read_preset(name: str) -> dict[str, Any]:
+    """A preset's tables; an unknown name lists the available ones."""
+    known = presets()
+    if name not in known:
+        raise ConfigError(f"unknown preset {name!r}; available: {', '.join(known) or '(none)'}")
+    return read_toml(known[name])
+
+
 def read_toml(path: str | Path) -> dict[str, Any]:
     """Read a config file; a syntax error names the file and line."""
     path = Path(path)

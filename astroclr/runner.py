@@ -95,13 +95,20 @@ def open_run(run_dir: str | Path) -> Run:
 
 
 def assemble_config(config: str | Path | Mapping[str, Any] | None = None,
-                    sets: Sequence[str] = (), **overrides: Any) -> dict[str, Any]:
-    """Defaults ← config file or mapping ← ``--set`` assignments ← keyword shortcuts."""
-    raw: dict[str, Any] = {}
+                    sets: Sequence[str] = (), preset: str | None = None,
+                    **overrides: Any) -> dict[str, Any]:
+    """Defaults ← preset ← config file or mapping ← ``--set`` assignments ← keyword shortcuts.
+
+    Giving ``epochs`` (and no ``time_budget``) as a shortcut switches the time budget off, so
+    ``--epochs 3`` means three epochs whatever the preset's budget.
+    """
+    raw: dict[str, Any] = cfgmod.read_preset(preset) if preset else {}
     if isinstance(config, (str, Path)):
-        raw = cfgmod.read_toml(config)
+        raw = cfgmod.merge(raw, cfgmod.read_toml(config))
     elif config is not None:
-        raw = dict(config)
+        raw = cfgmod.merge(raw, config)
+    if overrides.get("epochs") is not None and overrides.get("time_budget") is None:
+        overrides = dict(overrides, time_budget="")
     for assignment in sets:
         raw = cfgmod.merge(raw, cfgmod.parse_set(assignment))
     for key, value in overrides.items():
@@ -160,12 +167,13 @@ def run(
     resume: str | Path | None = None,
     progress: bool = True,
     sets: Sequence[str] = (),
+    preset: str | None = None,
     **overrides: Any,
 ) -> Run:
     """Train SimCLR, embed every galaxy, run the evaluators and write the report.
 
-    ``config`` is a TOML path or a mapping of tables; ``sets`` are ``"table.key=value"``
-    assignments; keyword shortcuts set core options (``dataset="sdss"``, ``epochs=2``,
+    ``config`` is a TOML path or a mapping of tables; ``preset`` names a shipped configuration
+    (``astroclr config --list-presets``); ``sets`` are ``"table.key=value"`` assignments; keyword shortcuts set core options (``dataset="sdss"``, ``epochs=2``,
     ``time_budget="5m"``, ...). ``out`` is the run directory (default ``runs/<time>_...``); an
     existing run there is refused unless ``overwrite`` (replace it) or ``resume`` is given.
 
@@ -179,7 +187,7 @@ def run(
 
         run_dir, cfg, ckpt_path = prepare_resume(Path(resume), config, sets, overrides, registry)
     else:
-        cfg = cfgmod.resolve(assemble_config(config, sets, **overrides), registry)
+        cfg = cfgmod.resolve(assemble_config(config, sets, preset, **overrides), registry)
         run_dir = Path(out) if out is not None else default_run_dir(cfg)
         ckpt_path = None
         if run_dir.exists() and not run_dir.is_dir():

@@ -1,5 +1,9 @@
 """torchvision ResNets for any number of bands, with stems for small cutouts.
 
+Weights use torchvision's default initialisation (no zero-initialised residual branches): an
+untrained network is then a fair random-features baseline (zero-init residuals make every block
+an identity and drop a random ResNet-18's early/late probe to chance on SDSS cutouts).
+
 The ImageNet stem (7×7 stride-2 convolution and max-pool) shrinks a 32×32 cutout to 8×8 before
 the first block; it is the fastest (about 4× fewer FLOPs than no downsampling) and, measured
 on 32×32 SDSS cutouts, adequate for CPU budgets. ``stem="conv3s1"`` (3×3 stride 1, no
@@ -20,7 +24,7 @@ class ResNetBackbone(nn.Module):
     """A torchvision ResNet without its classifier: (B, C, H, W) → (B, num_features)."""
 
     def __init__(self, arch: str, in_channels: int, stem: str = "imagenet",
-                 zero_init_residual: bool = True) -> None:
+                 zero_init_residual: bool = False) -> None:
         super().__init__()
         net = ARCHS[arch](weights=None, zero_init_residual=zero_init_residual)
         if stem == "imagenet":
