@@ -40,7 +40,7 @@ class Pipeline:
 
         for step in self.steps:
             if step.always or step.p >= 1.0:
-                x = step.fn(x, generator)
+                x = step.fn(x, generator).to(x.dtype)
                 continue
             if step.p <= 0.0:
                 continue
@@ -56,6 +56,28 @@ class Pipeline:
     @property
     def names(self) -> list[str]:
         return [s.name for s in self.steps]
+
+    def check(self, images: Any, seed: int = 0) -> None:
+        """Apply every step once to a few real images, so a parameter that only fails on the
+        data (a blur kernel larger than the image, say) fails before any training starts."""
+        import numpy as np
+        import torch
+
+        from astroclr.specs import AstroclrError
+
+        x = torch.from_numpy(np.ascontiguousarray(images[:2], dtype=np.float32))
+        gen = torch.Generator().manual_seed(seed)
+        for step in self.steps:
+            try:
+                out = step.fn(x, gen)
+            except AstroclrError:
+                raise
+            except Exception as exc:
+                raise ConfigError(f"augment.{step.name}: fails on this dataset's "
+                                  f"{tuple(x.shape[1:])} images: {exc}") from exc
+            if tuple(out.shape) != tuple(x.shape):
+                raise ConfigError(f"augment.{step.name}: changed the batch shape from "
+                                  f"{tuple(x.shape)} to {tuple(out.shape)}")
 
 
 def resolve_augment_config(

@@ -95,7 +95,7 @@ def evaluate_cmd(
     run_dir: Path = typer.Argument(..., help="A run directory."),
     evaluator: Optional[List[str]] = typer.Option(None, "--evaluator", "-e", help="Evaluator to run (repeatable; default: the run's)."),
     sets: Optional[List[str]] = SetOpt,
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Re-run evaluators on an existing run, without retraining."""
     from astroclr.runner import evaluate_run
@@ -143,8 +143,8 @@ def plugins_cmd() -> None:
 @app.command("config")
 @friendly
 def config_cmd(
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d"),
-    backbone: Optional[str] = typer.Option(None, "--backbone", "-b"),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Dataset plugin."),
+    backbone: Optional[str] = typer.Option(None, "--backbone", "-b", help="Backbone plugin."),
     config: Optional[Path] = ConfigOpt,
     preset: Optional[str] = PresetOpt,
     sets: Optional[List[str]] = SetOpt,
@@ -168,11 +168,11 @@ def config_cmd(
 @friendly
 def prepare_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Directory of the prepared dataset."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d"),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Dataset plugin."),
     config: Optional[Path] = ConfigOpt,
     sets: Optional[List[str]] = SetOpt,
     workers: Optional[int] = typer.Option(None, help="Parallel workers (default: all cores)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Preprocess a dataset once into a memory-mapped prepared dataset (resumable)."""
     from astroclr import config as cfgmod
@@ -198,13 +198,13 @@ def prepare_cmd(
 @augment_app.command("preview")
 @friendly
 def augment_preview_cmd(
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d"),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Dataset plugin."),
     config: Optional[Path] = ConfigOpt,
     sets: Optional[List[str]] = SetOpt,
     out: Path = typer.Option(Path("augmentations.png"), "--out", "-o", help="PNG to write."),
-    n_galaxies: int = typer.Option(4, "--galaxies", min=1, max=16),
-    n_views: int = typer.Option(4, "--views", min=1, max=12),
-    seed: int = typer.Option(0),
+    n_galaxies: int = typer.Option(4, "--galaxies", min=1, max=16, help="Galaxies (rows)."),
+    n_views: int = typer.Option(4, "--views", min=1, max=12, help="Composed views per galaxy."),
+    seed: int = typer.Option(0, help="Seed of the augmentations and of the galaxies shown."),
 ) -> None:
     """Write a figure of galaxies, each augmentation alone, and composed views."""
     from astroclr import config as cfgmod

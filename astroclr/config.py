@@ -71,7 +71,9 @@ TRAIN_PARAMS = (
     Param("embed_batch_size", int, 512, "images per batch when embedding", low=1),
 )
 
-DEFAULT_AUGMENT = ["rotate_flip", "crop_resize", "psf", "noise", "cutout", "band_jitter"]
+# Order follows the physics: framing and orientation, then seeing, then the band gains, then
+# noise on the final image (so gains do not rescale it), then masking.
+DEFAULT_AUGMENT = ["crop_resize", "rotate_flip", "psf", "band_jitter", "noise", "cutout"]
 
 _TABLES = ("run", "train", "dataset", "backbone", "augment", "evaluate")
 

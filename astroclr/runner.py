@@ -242,6 +242,7 @@ def _build(registry: "Registry", cfg: Mapping[str, Any]) -> tuple["Galaxies", An
     galaxies = load_dataset(registry, cfg)
     pipeline = build_pipeline(registry, galaxies.survey, cfg["augment"]["pipeline"],
                               {k: v for k, v in cfg["augment"].items() if k != "pipeline"})
+    pipeline.check(galaxies.images, cfg["run"]["seed"])
     backbone = build_backbone(registry, cfg, len(galaxies.bands), galaxies.image_size)
     t = cfg["train"]
     on_gpu = resolve_accelerator(t["accelerator"]) in ("gpu", "cuda")

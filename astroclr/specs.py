@@ -86,6 +86,8 @@ class Param:
             return value
         if typ is str and isinstance(value, str):
             return value
+        if typ is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)  # --set train.devices=2 reads 2 as a TOML integer
         if isinstance(value, str) and typ in (int, float):
             try:
                 return typ(value)
@@ -113,7 +115,10 @@ def validate_params(
 
 
 def _copy_default(value: Any) -> Any:
-    return list(value) if isinstance(value, list) else value
+    # Each run gets its own copy: a plugin mutating a default must not leak into the next run.
+    import copy
+
+    return copy.deepcopy(value) if isinstance(value, (list, dict)) else value
 
 
 @dataclass(frozen=True)

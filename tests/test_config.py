@@ -74,3 +74,19 @@ def test_config_file_syntax_error_names_the_file(tmp_path):
 @pytest.mark.parametrize("text, seconds", [("90s", 90), ("10m", 600), ("1.5h", 5400), ("45", 45)])
 def test_durations(text, seconds):
     assert C.parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("name", ["quick", "long", "gpu"])
+def test_shipped_presets_resolve(registry, name):
+    cfg = C.resolve(assemble_config(None, (), name), registry)
+    assert cfg["train"]["time_budget"] or cfg["train"]["epochs"]
+
+
+def test_unknown_preset_lists_available():
+    with pytest.raises(ConfigError, match=r"unknown preset 'fast'; available: .*long"):
+        assemble_config(None, (), "fast")
+
+
+def test_epochs_option_switches_a_time_budget_off(registry):
+    cfg = C.resolve(assemble_config(None, (), "long", epochs=3), registry)
+    assert cfg["train"]["epochs"] == 3 and cfg["train"]["time_budget"] == ""

@@ -1,0 +1,44 @@
+"""``crop_resize``: zoom in on a random, slightly off-centre square and resample it to full size.
+
+The same galaxy at a different distance appears smaller or larger, and survey cutouts are never
+centred to the pixel. The crop's side is a fraction ``scale`` (uniform in ``[lo, hi]``, ≤ 1) of
+the image side, its centre is shifted by up to ``jitter`` × side in x and y (uniform), and it is
+resampled back to H×W with ``interpolation``. Pixel values are not rescaled: zooming keeps the
+surface brightness, which (away from cosmological dimming) does not depend on distance.
+Where a shifted crop leaves the frame, ``padding`` fills it (default: reflected sky).
+
+The whole batch is resampled in one ``grid_sample`` call (per-image affine grids).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable, Sequence
+
+from astroclr_augment._common import working
+
+if TYPE_CHECKING:
+    import torch
+
+
+def build_crop_resize(scale: Sequence[float], jitter: float, interpolation: str,
+                      padding: str) -> Callable:
+    """Return ``fn(x, generator)`` cropping and resizing each image of (B, C, H, W)."""
+    lo, hi = scale
+
+    def crop_resize(x: "torch.Tensor", generator: "torch.Generator") -> "torch.Tensor":
+        import torch
+
+        from astroclr_augment._geometry import resample
+
+        xw = working(x)
+        b, _, h, w = xw.shape
+        r = torch.rand(3, b, generator=generator, device=x.device, dtype=xw.dtype)
+        s = lo + (hi - lo) * r[0]                                              # (B,) side fraction
+        matrix = torch.zeros(b, 2, 3, dtype=xw.dtype, device=x.device)
+        matrix[:, 0, 0] = s
+        matrix[:, 1, 1] = s
+        matrix[:, 0, 2] = (2 * r[1] - 1) * jitter * w                          # centre shift, px
+        matrix[:, 1, 2] = (2 * r[2] - 1) * jitter * h
+        return resample(xw, matrix, interpolation, padding).to(x.dtype)
+
+    return crop_resize
