@@ -319,9 +319,7 @@ def _evaluate(registry: "Registry", cfg: Mapping[str, Any], run_dir: Path, galax
     device = _device(cfg)
 
     def fresh_backbone() -> Any:
-        import torch
-
-        torch.manual_seed(cfg["run"]["seed"])
+        # Evaluators seed torch themselves before building (untrained's init_seed, cnn per seed).
         return build_backbone(registry, cfg, len(galaxies.bands), galaxies.image_size)
 
     def embed_with(module: Any) -> np.ndarray:

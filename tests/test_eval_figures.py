@@ -1,0 +1,177 @@
+"""Evaluators that draw: label_efficiency, umap, similar (and astroclr.similar)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from astroclr.evaluate import EvalContext, EvalResult, run_evaluators
+from astroclr.specs import AstroclrError
+from test_eval_probe import informative, make_galaxies
+
+
+def _curve_result(name: str, model: str, label: str, values: dict[int, float]) -> EvalResult:
+    """A hand-made classifier result with given mean balanced accuracy per N."""
+    by_size = {str(n): {"n_train": n, "mean": {"balanced_accuracy": v, "accuracy": v},
+                        "std": {"balanced_accuracy": 0.01, "accuracy": 0.01}}
+               for n, v in values.items()}
+    return EvalResult(metrics={"kind": "classifier", "majority_baseline": {
+        "mean": {"balanced_accuracy": 0.5}}, "models": {model: {"label": label,
+                                                               "by_size": by_size}}})
+
+
+def _ctx(tmp_path, results):
+    g = make_galaxies(n=40)
+    return EvalContext(g, informative(g), tmp_path / "figures", results=dict(results))
+
+
+def test_label_efficiency_ratio_table_and_plot(tmp_path, registry):
+    results = {
+        "probe": _curve_result("probe", "mlp", "SimCLR probe (MLP)",
+                               {100: 0.70, 300: 0.80, 1000: 0.84, 3000: 0.86}),
+        "pca": _curve_result("pca", "mlp", "PCA (MLP)", {100: 0.60, 300: 0.65, 3000: 0.79}),
+    }
+    ctx = _ctx(tmp_path, results)
+    res = run_evaluators(registry, ["label_efficiency"], {}, ctx)["label_efficiency"]
+    m = res.metrics
+    # PCA reaches 0.79 at N=3000; the probe passes 0.79 first at N=300: 10x fewer labels
+    assert m["ratio"] == pytest.approx(10.0) and m["simclr_n"] == 300 and m["baseline_n"] == 3000
+    assert "10× fewer labels" in res.markdown
+    assert "| PCA (MLP) | 0.600 ± 0.010 | 0.650 ± 0.010 | – | 0.790 ± 0.010 |" in res.markdown
+    assert res.figures[0].name == "label_efficiency.png" and res.figures[0].stat().st_size > 1000
+
+
+def test_label_efficiency_prefers_cnn_and_says_when_not_reached(tmp_path, registry):
+    results = {
+        "probe": _curve_result("probe", "linear", "SimCLR probe (linear)", {100: 0.7, 1000: 0.8}),
+        "pca": _curve_result("pca", "linear", "PCA (linear)", {100: 0.6, 1000: 0.7}),
+        "cnn": _curve_result("cnn", "cnn", "supervised CNN", {100: 0.65, 1000: 0.9}),
+    }
+    res = run_evaluators(registry, ["label_efficiency"], {}, _ctx(tmp_path, results))
+    m = res["label_efficiency"].metrics
+    assert m["ratio"] is None and m["baseline"] == "supervised CNN"
+    assert "does not reach" in m["statement"]
+
+
+def test_label_efficiency_without_inputs(tmp_path, registry):
+    res = run_evaluators(registry, ["label_efficiency"], {}, _ctx(tmp_path, {}))
+    assert res["label_efficiency"].figures == []
+    assert "nothing to compare" in res["label_efficiency"].markdown
+    only_probe = {"probe": _curve_result("probe", "mlp", "p", {10: 0.5})}
+    res = run_evaluators(registry, ["label_efficiency"], {}, _ctx(tmp_path, only_probe))
+    assert "neither cnn nor pca" in res["label_efficiency"].metrics["statement"]
+
+
+def test_label_efficiency_after_real_evaluators(tmp_path, registry):
+    g = make_galaxies(n=160)
+    ctx = EvalContext(g, informative(g), tmp_path / "figures", seeds=(0,), train_sizes=(10, 40))
+    res = run_evaluators(registry, ["probe", "pca", "label_efficiency"],
+                         {"probe": {"models": ["linear"]}, "pca": {"models": ["linear"]}}, ctx)
+    m = res["label_efficiency"].metrics
+    assert set(m["curves"]) == {"SimCLR probe (linear)", "PCA (linear)"}
+    assert m["statement"]
+    assert (tmp_path / "figures" / "label_efficiency.png").is_file()
+
+
+# -- umap ------------------------------------------------------------------------------------
+
+def test_umap_figure_with_catalogue_colours(tmp_path, registry, monkeypatch):
+    """The plotting path, with the 2-D embedding stubbed (the real UMAP is tested below)."""
+    import astroclr_evaluators.umap_plot as up
+
+    monkeypatch.setattr(up, "embed_2d", lambda f, n, d, s, e=None: f[:, :2].copy())
+    g = make_galaxies(n=60, unlabelled=5)
+    g.catalog["z"] = np.linspace(0, 0.2, 60)
+    ctx = EvalContext(g, informative(g), tmp_path / "figures")
+    res = run_evaluators(registry, ["umap"], {"umap": {"color_by": ["z"], "max_points": 50}},
+                         ctx)["umap"]
+    assert res.figures[0].is_file() and res.metrics["n_points"] == 50
+    assert res.metrics["color_by"] == ["z"] and "coloured by label and by z" in res.markdown
+    with pytest.raises(AstroclrError, match="evaluator 'umap': no catalogue column 'mass'"):
+        run_evaluators(registry, ["umap"], {"umap": {"color_by": ["mass"]}}, ctx)
+
+
+@pytest.mark.slow  # umap-learn's layout is JIT-compiled per process: ~10-25 s on 2 cores
+def test_real_umap_and_numba_cache(tmp_path, registry, monkeypatch):
+    """Real umap-learn on 80 galaxies; numba's compile cache goes to the user cache dir."""
+    import os
+
+    import astroclr_evaluators.umap_plot as up
+
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert up.numba_cache_dir() == tmp_path / "cache" / "astroclr" / "numba"
+    monkeypatch.setenv("NUMBA_CACHE_DIR", os.path.expanduser("~/.cache/astroclr/numba"))
+    g = make_galaxies(n=80)
+    ctx = EvalContext(g, informative(g, strength=5.0), tmp_path / "figures")
+    res = run_evaluators(registry, ["umap"], {}, ctx)["umap"]
+    coords = np.load(tmp_path / "figures" / "umap_coords.npy")
+    assert coords.shape == (80, 3) and np.isfinite(coords).all()
+    # the two classes land in different regions of the map
+    labels = g.labels()[coords[:, 0].astype(int)]
+    centre = [coords[labels == c, 1:].mean(0) for c in (0, 1)]
+    spread = coords[:, 1:].std(0).mean()
+    assert np.linalg.norm(centre[0] - centre[1]) > spread
+    assert res.figures[0].stat().st_size > 1000
+
+
+# -- similar -----------------------------------------------------------------------------------
+
+def _embeddings(tmp_path, ids, reps):
+    from astropy.table import Table
+
+    t = Table()
+    t["id"] = ids
+    t["representation"] = reps
+    t.write(tmp_path / "embeddings.fits")
+
+
+def test_find_similar_cosine(tmp_path):
+    from astroclr.similar import find_similar
+
+    reps = np.array([[1, 0], [10, 1], [0, 1], [-1, 0], [1, 1]], dtype=np.float32)
+    _embeddings(tmp_path, np.array([11, 12, 13, 14, 15]), reps)
+    found = find_similar(tmp_path, 11, k=3)
+    assert [i for i, _ in found] == [12, 15, 13]
+    assert found[0][1] == pytest.approx(1 - 10 / np.sqrt(101), abs=1e-6)
+    assert found[1][1] == pytest.approx(1 - 1 / np.sqrt(2), abs=1e-6)
+    assert isinstance(found[0][0], int)
+    assert [i for i, _ in find_similar(tmp_path, "11", k=10)] == [12, 15, 13, 14]  # k capped
+    with pytest.raises(AstroclrError, match=r"id 99 is not in .*embeddings.fits \(5 galaxies"):
+        find_similar(tmp_path, 99)
+    with pytest.raises(AstroclrError, match="no embeddings.fits in"):
+        find_similar(tmp_path / "nowhere", 11)
+
+
+def test_find_similar_string_ids(tmp_path):
+    from astroclr.similar import find_similar
+
+    _embeddings(tmp_path, np.array(["a", "b", "c"]), np.eye(3, dtype=np.float32) + 0.1)
+    assert len(find_similar(tmp_path, "a", 2)) == 2
+    with pytest.raises(AstroclrError, match="id 'z' is not in"):
+        find_similar(tmp_path, "z")
+
+
+def test_write_montage(tmp_path):
+    from astroclr.similar import write_montage
+
+    g = make_galaxies(n=30)
+    _embeddings(tmp_path, g.ids, informative(g))
+    path = write_montage(tmp_path, int(g.ids[0]), 6, tmp_path / "m.png", g)
+    assert path.is_file() and path.stat().st_size > 1000
+    with pytest.raises(AstroclrError, match="is not in"):
+        write_montage(tmp_path, -5, 6, tmp_path / "x.png", g)
+
+
+def test_similar_evaluator(tmp_path, registry):
+    g = make_galaxies(n=60, n_classes=3)
+    ctx = EvalContext(g, informative(g, strength=6.0), tmp_path / "figures")
+    res = run_evaluators(registry, ["similar"], {"similar": {"k": 4, "examples": 3}}, ctx)["similar"]
+    assert len(res.figures) == 3 and all(f.is_file() for f in res.figures)
+    assert all(len(v) == 4 for v in res.metrics["neighbours"].values())
+    assert "100% of its labelled neighbours share its label" in res.markdown
+    chosen = run_evaluators(registry, ["similar"], {"similar": {"ids": [str(g.ids[5])]}},
+                            ctx)["similar"]
+    assert list(chosen.metrics["neighbours"]) == [str(g.ids[5])]
+    with pytest.raises(AstroclrError, match="evaluator 'similar': id '7' is not in"):
+        run_evaluators(registry, ["similar"], {"similar": {"ids": ["7"]}}, ctx)
