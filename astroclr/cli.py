@@ -221,9 +221,17 @@ def augment_preview_cmd(
     typer.echo(f"preview: {path}")
 
 
+_plugin_commands_added = False
+
+
 def _add_plugin_commands() -> None:
-    """Sub-commands contributed by plugins (e.g. ``astroclr sdss download``)."""
+    """Sub-commands contributed by plugins (e.g. ``astroclr sdss download``), added once."""
     import warnings
+
+    global _plugin_commands_added
+    if _plugin_commands_added:
+        return
+    _plugin_commands_added = True
 
     from astroclr.plugins import PluginError, get_registry
 

@@ -34,8 +34,9 @@ RUN_PARAMS = (
     Param("dataset", str, "sdss", "dataset plugin"),
     Param("backbone", str, "resnet18", "backbone plugin"),
     Param("seed", int, 0, "seed for weights, data order, augmentations and splits", low=0),
-    Param("evaluators", list, ["probe", "pca"], "evaluator plugins to run after training",
-          item_type=str),
+    Param("evaluators", list, ["probe", "pca", "untrained", "knn", "umap", "similar",
+                               "label_efficiency"],
+          "evaluator plugins to run after training, in order", item_type=str),
     Param("label_column", str, "label", "catalogue column with integer labels (-1 unlabelled)"),
     Param("eval_seeds", list, [0, 1, 2], "one labelled train/test split per seed", item_type=int,
           low=0),
@@ -48,8 +49,8 @@ RUN_PARAMS = (
 TRAIN_PARAMS = (
     Param("epochs", int, 8, "passes over the dataset (see also time_budget)", low=1),
     Param("max_steps", int, -1, "stop after this many optimiser steps (-1: no limit)", low=-1),
-    Param("time_budget", str, "", "wall-clock budget for training, e.g. '8m', '1h', '90s'; the "
-          "schedule is fitted to it (empty: use epochs)"),
+    Param("time_budget", str, "6m", "wall-clock budget for training, e.g. '8m', '1h', '90s'; "
+          "the schedule is fitted to it (empty: train for `epochs`)"),
     Param("batch_size", int, 256, "images per batch (each gives two views)", low=2),
     Param("lr", float, 2e-3, "peak learning rate (AdamW)", low=0.0),
     Param("weight_decay", float, 1e-4, "AdamW weight decay", low=0.0),

@@ -88,12 +88,15 @@ class SurveyInfo:
         }
         if self.noise is not None:
             out["noise"] = dict(self.noise)
+        # Plain-text extras (a data credit, a note) travel into run.json and the report.
+        out.update({k: v for k, v in self.extra.items() if isinstance(v, str)})
         return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "SurveyInfo":
+        known = {"name", "bands", "pixel_scale_arcsec", "psf_fwhm_arcsec", "noise"}
         return cls.create(d["name"], d["bands"], d["pixel_scale_arcsec"], d["psf_fwhm_arcsec"],
-                          d.get("noise"))
+                          d.get("noise"), **{k: v for k, v in d.items() if k not in known})
 
 
 @dataclass

@@ -56,12 +56,16 @@ class ShuffledBatches(Sampler[np.ndarray]):
         return self._global_batches() // self.world_size
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        perm = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
-        per_rank = len(self)
-        for i in range(self.start_batch, per_rank):
+        # Epoch and start are read, and the start reset, when the iterator is made (not at its
+        # first item): a consumer may stop early, counting batches by len(), and never exhaust it.
+        start, self.start_batch = self.start_batch, 0
+        return self._batches(self.epoch, start)
+
+    def _batches(self, epoch: int, start: int) -> Iterator[np.ndarray]:
+        perm = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+        for i in range(start, len(self)):
             b = i * self.world_size + self.rank
             yield perm[b * self.batch_size : (b + 1) * self.batch_size]
-        self.start_batch = 0
 
 
 def training_loader(images: np.ndarray, batch_size: int, seed: int, rank: int = 0,

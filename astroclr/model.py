@@ -35,6 +35,66 @@ class Encoder(nn.Module):
         return self.representation(self.backbone(x))
 
 
+class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """BatchNorm whose training statistics are taken over the batches of all processes.
+
+    ``torch.nn.SyncBatchNorm`` does the same on GPUs only; this one works with any backend
+    (gloo on CPU included): per-channel sums and sums of squares are all-reduced with autograd,
+    so gradients also flow through the global statistics. Outside training, or with a single
+    process, it is a plain BatchNorm; its state dict keys are BatchNorm's.
+    """
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() < 2:
+            raise ValueError(f"expected at least 2D input, got {x.dim()}D")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        if not (self.training and dist.is_available() and dist.is_initialized()
+                and dist.get_world_size() > 1):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        c = x.shape[1]
+        dims = [0] + list(range(2, x.dim()))
+        xf = x.float()
+        count = torch.full((1,), xf.numel() / c, dtype=torch.float32, device=x.device)
+        stats = all_reduce(torch.cat([xf.sum(dims), (xf * xf).sum(dims), count]))
+        n = stats[-1]
+        mean = stats[:c] / n
+        var = (stats[c:2 * c] / n - mean * mean).clamp_min(0.0)
+        if self.track_running_stats and self.running_mean is not None:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                m = self.momentum if self.momentum is not None else \
+                    1.0 / float(self.num_batches_tracked)
+                self.running_mean.mul_(1 - m).add_(m * mean.detach())
+                self.running_var.mul_(1 - m).add_(m * var.detach() * n / (n - 1).clamp_min(1))
+        shape = (1, c) + (1,) * (x.dim() - 2)
+        y = (xf - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y.to(x.dtype)
+
+
+def convert_global_batchnorm(module: nn.Module) -> nn.Module:
+    """Replace every BatchNorm layer of ``module`` by a GlobalBatchNorm sharing its tensors."""
+    out = module
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(
+            module, GlobalBatchNorm):
+        out = GlobalBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
+                              module.track_running_stats)
+        if module.affine:
+            out.weight, out.bias = module.weight, module.bias
+        out.running_mean, out.running_var = module.running_mean, module.running_var
+        out.num_batches_tracked = module.num_batches_tracked
+        out.train(module.training)
+    for name, child in module.named_children():
+        out.add_module(name, convert_global_batchnorm(child))
+    return out
+
+
 def warmup_cosine(step: int, total: int, warmup: int) -> float:
     """Learning-rate factor: linear warm-up to 1, then cosine decay to 0 at ``total``."""
     if warmup > 0 and step < warmup:
@@ -74,20 +134,38 @@ class SimCLRModel(L.LightningModule):
         self.warmup_fraction = warmup_fraction
         self.seed = seed
         self.use_channels_last = channels_last
+        # Optimiser steps of the whole run, for the learning-rate schedule; set by
+        # astroclr.train.fit (None: ask the trainer, which builds the data loader to count).
+        self.total_steps: int | None = None
         self._generator: torch.Generator | None = None
-        self._generator_state: torch.Tensor | None = None
+        # Generator states restored from a checkpoint: one per process of the saving run.
+        self._generator_states: list[torch.Tensor] | None = None
 
     # -- views -------------------------------------------------------------------------------
     def generator(self, device: torch.device) -> torch.Generator:
-        """The augmentation generator on ``device``: differs per process, fixed by the seed."""
+        """The augmentation generator on ``device``: differs per process, fixed by the seed.
+
+        After a resume, each process continues its own stream from the checkpoint (the states
+        of every process are saved). If the number of processes changed, the streams of the new
+        processes are seeded from (seed, rank, step) instead: still reproducible, not identical.
+        """
         if self._generator is None or self._generator.device != device:
             gen = torch.Generator(device=device)
-            gen.manual_seed(self.seed * 1_000_003 + self.global_rank + 1)
-            if self._generator_state is not None:
-                gen.set_state(self._generator_state)
-                self._generator_state = None
+            rank = self.global_rank
+            gen.manual_seed(self.seed * 1_000_003 + rank + 1)
+            states = self._generator_states
+            if states is not None:
+                if len(states) == self._world_size():
+                    gen.set_state(states[rank].to(torch.uint8).cpu())
+                else:
+                    gen.manual_seed((self.seed * 1_000_003 + rank + 1) * 7919 + self.global_step)
+                self._generator_states = None
             self._generator = gen
         return self._generator
+
+    def _world_size(self) -> int:
+        trainer = self._trainer
+        return int(trainer.world_size) if trainer is not None else 1
 
     def views(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Two independently augmented views of a batch (or the batch twice, with no pipeline)."""
@@ -114,22 +192,38 @@ class SimCLRModel(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
+        total = self.total_steps or int(self.trainer.estimated_stepping_batches)
+        total = max(1, int(total))
         warmup = int(self.warmup_fraction * total)
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda step: warmup_cosine(step, total, warmup))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # -- checkpoint: augmentation randomness resumes where it stopped -------------------------
+    # Every process runs this (Lightning builds the checkpoint on all ranks, rank 0 writes it),
+    # so the states of all processes are gathered and saved.
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self._generator is not None:
-            checkpoint["astroclr_augment_rng"] = self._generator.get_state()
+        if self.augment is None:
+            return
+        state = self.generator(self.device).get_state()
+        if self._world_size() > 1:
+            gathered = self.all_gather(state.to(self.device))  # (world_size, n) on every rank
+            states = [s.cpu().clone() for s in gathered]
+        else:
+            states = [state]
+        checkpoint["astroclr_augment_rng"] = states
+        checkpoint["astroclr_torch_rng"] = torch.get_rng_state()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        state = checkpoint.get("astroclr_augment_rng")
-        if state is not None:
-            self._generator_state = state.cpu() if hasattr(state, "cpu") else state
+        states = checkpoint.get("astroclr_augment_rng")
+        if isinstance(states, torch.Tensor):  # checkpoints written before per-process states
+            states = [states]
+        if states is not None:
+            self._generator_states = [s.cpu() for s in states]
             self._generator = None
+        torch_state = checkpoint.get("astroclr_torch_rng")
+        if torch_state is not None:
+            torch.set_rng_state(torch_state.cpu())
 
     # -- inference ---------------------------------------------------------------------------
     @torch.no_grad()

@@ -29,7 +29,7 @@ def prepare_resume(run_dir: Path, config: Any, sets: Sequence[str], overrides: M
     Returns the run directory, its configuration and the checkpoint to continue from (None
     when training never reached its first checkpoint: it starts again from step 0).
     """
-    from astroclr.run import assemble_config, open_run
+    from astroclr.runner import assemble_config, open_run
 
     existing = open_run(run_dir)
     stored = cfgmod.resolve(existing.config, registry)

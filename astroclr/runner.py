@@ -181,24 +181,33 @@ def run(
     """
     from astroclr.plugins import get_registry
 
+    from astroclr.train import launched_rank
+
     registry = get_registry()
+    # Lightning's ddp launcher and SLURM start this same call once per process: only the first
+    # process creates, checks and writes the run directory.
+    child = launched_rank() != 0
     if resume is not None:
         from astroclr.resume import prepare_resume
 
         run_dir, cfg, ckpt_path = prepare_resume(Path(resume), config, sets, overrides, registry)
     else:
         cfg = cfgmod.resolve(assemble_config(config, sets, preset, **overrides), registry)
+        distributed = cfg["train"]["devices"] not in ("1", "auto") or cfg["train"]["num_nodes"] > 1
+        if out is None and distributed:
+            raise AstroclrError("give --out for a run on several devices or nodes, so that every "
+                                "process writes to the same run directory")
         run_dir = Path(out) if out is not None else default_run_dir(cfg)
         ckpt_path = None
         if run_dir.exists() and not run_dir.is_dir():
             raise AstroclrError(f"output {run_dir} exists and is not a directory")
-        if _has_run(run_dir) and not overwrite:
+        if _has_run(run_dir) and not overwrite and not child:
             raise AstroclrError(f"output directory {run_dir} already holds a run; choose another "
                                 f"--out, or pass --overwrite to replace it or --resume to continue it")
 
     galaxies, model, pipeline = _build(registry, cfg)
 
-    if resume is None:
+    if resume is None and not child:
         if overwrite and run_dir.exists():
             for name in _RUN_FILES:
                 (run_dir / name).unlink(missing_ok=True)
@@ -206,28 +215,31 @@ def run(
                 shutil.rmtree(run_dir / name, ignore_errors=True)
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / CONFIG_FILE).write_text(cfgmod.to_toml(cfg))
-    state = _initial_state(registry, cfg, galaxies) if resume is None else open_run(run_dir).state
-    state["status"] = "training"
-    _write_json(run_dir / STATE_FILE, state)
+    state: dict[str, Any] = {}
+    if not child:
+        state = _initial_state(registry, cfg, galaxies) if resume is None else open_run(run_dir).state
+        state["status"] = "training"
+        _write_json(run_dir / STATE_FILE, state)
 
     from astroclr.train import fit
 
     summary = fit(model, galaxies, cfg["train"], cfg["run"]["seed"], run_dir, progress, ckpt_path)
-    if summary["global_rank"] != 0:  # other DDP processes stop here; rank 0 writes outputs
+    if child or summary["global_rank"] != 0:  # rank 0 alone embeds, evaluates and writes
         return Run(run_dir, cfg, state)
     _save_encoder(run_dir / MODEL_FILE, model.encoder)
     state.update(status="trained", train=summary)
     _write_json(run_dir / STATE_FILE, state)
 
-    representations = _embed_run(model.encoder, galaxies, cfg, progress)
+    representations = _embed_run(model.encoder, galaxies, cfg, progress, run_dir)
     from astroclr.embed import write_embeddings
 
     write_embeddings(run_dir / EMBEDDINGS_FILE, galaxies, representations)
     state["status"] = "embedded"
     _write_json(run_dir / STATE_FILE, state)
 
-    result = _evaluate(registry, cfg, run_dir, galaxies, representations, pipeline, state, progress)
-    return result
+    # A private in-memory copy: the memory map is read-only and evaluators may work in place.
+    return _evaluate(registry, cfg, run_dir, galaxies, np.array(representations), pipeline, state,
+                     progress)
 
 
 def _build(registry: "Registry", cfg: Mapping[str, Any]) -> tuple["Galaxies", Any, Any]:
@@ -238,7 +250,10 @@ def _build(registry: "Registry", cfg: Mapping[str, Any]) -> tuple["Galaxies", An
     from astroclr.model import SimCLRModel
     from astroclr.train import resolve_accelerator
 
+    from astroclr.train import check_trainer_options
+
     L.seed_everything(cfg["run"]["seed"], workers=True, verbose=False)
+    check_trainer_options(cfg["train"])
     galaxies = load_dataset(registry, cfg)
     pipeline = build_pipeline(registry, galaxies.survey, cfg["augment"]["pipeline"],
                               {k: v for k, v in cfg["augment"].items() if k != "pipeline"})
@@ -299,15 +314,22 @@ def _device(cfg: Mapping[str, Any]) -> str:
     return "cuda" if resolve_accelerator(cfg["train"]["accelerator"]) in ("gpu", "cuda") else "cpu"
 
 
-def _embed_run(module: Any, galaxies: "Galaxies", cfg: Mapping[str, Any], progress: bool
-               ) -> np.ndarray:
-    from astroclr.embed import embed_images
+def _embed_run(module: Any, galaxies: "Galaxies", cfg: Mapping[str, Any], progress: bool,
+               run_dir: Path) -> np.ndarray:
+    """Representations of every galaxy, streamed in chunks to a resumable memory-mapped file,
+    split across all GPUs when there are several."""
+    import torch
+
+    from astroclr.embed import embed_to_npy
     from astroclr.progress import step
 
     device = _device(cfg)
+    n_gpu = torch.cuda.device_count() if device == "cuda" else 0
+    devices = [f"cuda:{i}" for i in range(n_gpu)] if n_gpu > 1 else None
     with step("embedding", total=len(galaxies), enabled=progress) as advance:
-        return embed_images(module, galaxies.images, cfg["train"]["embed_batch_size"], device,
-                            channels_last=device == "cuda", advance=advance)
+        return embed_to_npy(module, galaxies.images, run_dir / "checkpoints" / "representations.npy",
+                            cfg["train"]["embed_batch_size"], device, channels_last=device == "cuda",
+                            advance=advance, devices=devices)
 
 
 def _evaluate(registry: "Registry", cfg: Mapping[str, Any], run_dir: Path, galaxies: "Galaxies",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
 import time
@@ -13,10 +14,11 @@ import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.plugins.layer_sync import LayerSync
 
 from astroclr.config import parse_duration
 from astroclr.loader import training_loader
-from astroclr.model import SimCLRModel
+from astroclr.model import SimCLRModel, convert_global_batchnorm
 from astroclr.progress import TrainingProgress
 from astroclr.specs import AstroclrError
 
@@ -36,6 +38,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".partial")
         super().save_checkpoint(checkpoint, tmp, storage_options)
+        with open(tmp, "rb") as fh:  # on disk before it replaces the previous checkpoint
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
 
     def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None
@@ -44,7 +48,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         try:
             return torch.load(path, map_location=map_location or "cpu", weights_only=True)
         except Exception as exc:
-            raise AstroclrError(f"checkpoint {path} is corrupt or incomplete: {exc}") from exc
+            raise AstroclrError(f"checkpoint {path} is corrupt or incomplete: "
+                                f"{_one_line(exc)}") from exc
 
 
 class LastCheckpoint(L.Callback):
@@ -64,16 +69,88 @@ class LastCheckpoint(L.Callback):
         trainer.save_checkpoint(self.path)
 
 
+def resume_position(trainer: L.Trainer, batches_per_epoch: int) -> tuple[int, int]:
+    """(epoch, batches already trained in it) from the trainer's restored loop progress.
+
+    Lightning restores its loop counters from the checkpoint before it asks for the training
+    loader, and iterates the loader it gets without re-shuffling for the resumed epoch, so the
+    loader must start at the right permutation and batch itself. The checkpoint may have been
+    written after a batch (mid-epoch, or the epoch's last one) or at the epoch's end.
+    """
+    fit_loop = trainer.fit_loop
+    epoch_started = fit_loop.epoch_progress.current.processed
+    epoch_done = fit_loop.epoch_progress.current.completed
+    done = fit_loop.epoch_loop.batch_progress.current.processed
+    if done <= 0:
+        return epoch_started, 0
+    if done >= batches_per_epoch:  # the epoch was finished: the next one starts afresh
+        return epoch_done + 1, 0
+    return epoch_started, done
+
+
 class ImageDataModule(L.LightningDataModule):
-    """Builds the training loader once the process's rank and world size are known."""
+    """Builds the training loader once the process's rank and world size are known.
+
+    When training resumes from a checkpoint, the loader continues the interrupted epoch's
+    permutation after the batches already trained, so the data order equals an uninterrupted
+    run's.
+    """
 
     def __init__(self, images: Any, batch_size: int, seed: int) -> None:
         super().__init__()
         self.images, self.batch_size, self.seed = images, batch_size, seed
 
     def train_dataloader(self) -> Any:
-        return training_loader(self.images, self.batch_size, self.seed,
-                               rank=self.trainer.global_rank, world_size=self.trainer.world_size)
+        loader = training_loader(self.images, self.batch_size, self.seed,
+                                 rank=self.trainer.global_rank, world_size=self.trainer.world_size)
+        sampler = loader.sampler
+        epoch, start = resume_position(self.trainer, len(sampler))
+        sampler.set_epoch(epoch)
+        sampler.start_batch = start
+        return loader
+
+
+class ScheduleSync(L.Callback):
+    """With several processes, every one runs rank 0's planned schedule.
+
+    Each process plans on its own (a time budget measures the step time); if they disagreed
+    on the number of steps, the processes would wait for each other forever at the end.
+    """
+
+    def __init__(self, schedule: dict[str, Any]) -> None:
+        self.schedule = schedule
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if trainer.world_size <= 1:
+            return
+        plan = trainer.strategy.broadcast(dict(self.schedule), src=0)
+        self.schedule.clear()
+        self.schedule.update(plan)
+        _apply_schedule(trainer, plan)
+
+
+def _apply_schedule(trainer: L.Trainer, schedule: Mapping[str, Any]) -> None:
+    trainer.fit_loop.max_epochs = int(schedule["epochs"])
+    trainer.fit_loop.epoch_loop.max_steps = int(schedule["max_steps"])
+    model = trainer.lightning_module if trainer.lightning_module is not None else None
+    if isinstance(model, SimCLRModel):
+        model.total_steps = int(schedule["steps"])
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+class GlobalBatchNormSync(LayerSync):
+    """Lightning's ``sync_batchnorm`` for every accelerator: torch's SyncBatchNorm (what
+    ``sync_batchnorm=True`` uses) refuses CPU tensors, so CPU (gloo) DDP runs would either fail
+    or normalise each process's share of the batch on its own."""
+
+    def apply(self, model: torch.nn.Module) -> torch.nn.Module:
+        return convert_global_batchnorm(model)
+
+    def revert(self, model: torch.nn.Module) -> torch.nn.Module:
+        return model  # GlobalBatchNorm is a plain BatchNorm outside distributed training
 
 
 def resolve_accelerator(name: str) -> str:
@@ -93,21 +170,75 @@ def parse_devices(devices: str) -> Any:
     text = str(devices).strip()
     if text == "auto":
         return "auto"
-    if "," in text:
-        return [int(d) for d in text.split(",") if d.strip()]
     try:
-        return int(text)
+        if "," in text:
+            return [int(d) for d in text.split(",") if d.strip()]
+        value = int(text)
     except ValueError:
         raise AstroclrError(f"train.devices: {devices!r} is not a count, a list like '0,1', or auto"
                             ) from None
+    if value == 0 or value < -1:
+        raise AstroclrError(f"train.devices: {devices!r} must be a positive count, -1 (all), a "
+                            f"list like '0,1', or auto")
+    return value
+
+
+def _check_device_count(accelerator: str, devices: Any) -> None:
+    """More devices than the machine has is an error (Lightning allows any CPU count)."""
+    if accelerator == "cpu" and isinstance(devices, int) and devices > 1:
+        cores = os.cpu_count() or 1
+        if devices > cores:
+            raise AstroclrError(f"train.devices = {devices} CPU processes, but this machine has "
+                                f"only {cores} cores")
+
+
+def check_trainer_options(train: Mapping[str, Any]) -> None:
+    """Validate accelerator, devices, num_nodes, strategy and precision without training.
+
+    Raises AstroclrError with a one-line message: call it before writing anything.
+    """
+    accelerator = resolve_accelerator(train["accelerator"])
+    devices = parse_devices(train["devices"])
+    _check_device_count(accelerator, devices)
+    quiet_lightning()
+    try:
+        L.Trainer(accelerator=accelerator, devices=devices, num_nodes=train["num_nodes"],
+                  strategy=train["strategy"],
+                  precision=resolve_precision(train["precision"], accelerator),
+                  sync_batchnorm=True, logger=False, enable_checkpointing=False,
+                  enable_progress_bar=False, enable_model_summary=False)
+    except AstroclrError:
+        raise
+    except Exception as exc:  # ValueError, MisconfigurationException, RuntimeError, ...
+        raise AstroclrError(f"cannot train with accelerator={accelerator}, devices="
+                            f"{train['devices']}, num_nodes={train['num_nodes']}, strategy="
+                            f"{train['strategy']}: {_one_line(exc)}") from None
+
+
+def launched_rank() -> int:
+    """This process's rank in a distributed launch, from the environment (0 when not launched).
+
+    Lightning's DDP launcher re-runs the command for every extra process with ``LOCAL_RANK``
+    set, SLURM's ``srun`` sets ``SLURM_PROCID``, torchrun sets ``RANK``: only the process for
+    which all are 0 may create or write the run directory.
+    """
+    for name in ("RANK", "SLURM_PROCID", "NODE_RANK", "GROUP_RANK", "LOCAL_RANK"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            if name == "SLURM_PROCID" and int(os.environ.get("SLURM_NTASKS", "1") or 1) <= 1:
+                continue
+            return int(value)
+    return 0
 
 
 def build_trainer(train: Mapping[str, Any], run_dir: Path, max_steps: int, epochs: int,
                   progress: TrainingProgress, max_seconds: float | None = None) -> L.Trainer:
     accelerator = resolve_accelerator(train["accelerator"])
+    devices = parse_devices(train["devices"])
+    _check_device_count(accelerator, devices)
     kwargs: dict[str, Any] = dict(
         accelerator=accelerator,
-        devices=parse_devices(train["devices"]),
+        devices=devices,
         num_nodes=train["num_nodes"],
         strategy=train["strategy"],
         precision=resolve_precision(train["precision"], accelerator),
@@ -120,28 +251,28 @@ def build_trainer(train: Mapping[str, Any], run_dir: Path, max_steps: int, epoch
         enable_progress_bar=False,
         enable_model_summary=False,
         use_distributed_sampler=False,  # ShuffledBatches shards by rank itself
-        plugins=[AtomicCheckpointIO()],
+        # BatchNorm statistics over the global batch with several processes (on GPUs and on
+        # CPU alike); single-device strategies ignore it.
+        plugins=[AtomicCheckpointIO(), GlobalBatchNormSync()],
         default_root_dir=str(run_dir),
         deterministic=False,
         num_sanity_val_steps=0,
     )
-    # Statistics over the global batch with several processes; single-device strategies ignore it.
-    kwargs["sync_batchnorm"] = True
     if max_seconds is not None:
         kwargs["max_time"] = {"seconds": max_seconds}
     try:
         return L.Trainer(**kwargs)
-    except (ValueError, RuntimeError, TypeError) as exc:
-        raise AstroclrError(f"cannot set up training ({accelerator}, devices={train['devices']}, "
-                            f"strategy={train['strategy']}): {exc}") from exc
-    except Exception as exc:  # Lightning raises its own MisconfigurationException
-        raise AstroclrError(f"cannot set up training: {exc}") from exc
+    except Exception as exc:  # ValueError, Lightning's MisconfigurationException, ...
+        raise AstroclrError(f"cannot train with accelerator={accelerator}, devices="
+                            f"{train['devices']}, num_nodes={train['num_nodes']}, strategy="
+                            f"{train['strategy']}: {_one_line(exc)}") from None
 
 
 def measure_step_seconds(model: SimCLRModel, images: Any, batch_size: int, accelerator: str,
-                         precision: str, steps: int = 3) -> float:
+                         precision: str, steps: int = 3, device: Any = None) -> float:
     """Seconds per optimiser step, measured on a copy of the model (the real one is untouched)."""
-    device = torch.device("cuda" if accelerator in ("gpu", "cuda") else "cpu")
+    device = torch.device(device if device is not None else
+                          "cuda" if accelerator in ("gpu", "cuda") else "cpu")
     probe = copy.deepcopy(model).to(device).train()
     opt = torch.optim.AdamW(probe.parameters(), lr=0.0)
     n = min(batch_size, len(images))
@@ -165,12 +296,16 @@ def measure_step_seconds(model: SimCLRModel, images: Any, batch_size: int, accel
     return sorted(times)[len(times) // 2]
 
 
-def plan_schedule(train: Mapping[str, Any], n_images: int, model: SimCLRModel, images: Any
-                  ) -> dict[str, Any]:
+def plan_schedule(train: Mapping[str, Any], n_images: int, model: SimCLRModel, images: Any,
+                  world_size: int = 1, device: Any = None) -> dict[str, Any]:
     """Epochs and steps to run. With a time budget, the step count is fitted to the budget
-    from a measured step time, so the learning-rate schedule completes within it."""
+    from a measured step time, so the learning-rate schedule completes within it.
+
+    ``batch_size`` is per process: with ``world_size`` processes an epoch has
+    ``world_size`` times fewer steps, each over a ``world_size`` times larger global batch.
+    """
     batch = min(train["batch_size"], n_images)
-    steps_per_epoch = max(1, n_images // batch)
+    steps_per_epoch = max(1, (n_images // batch) // max(1, world_size))
     budget = parse_duration(train["time_budget"])
     if budget is None:
         epochs = train["epochs"]
@@ -180,7 +315,7 @@ def plan_schedule(train: Mapping[str, Any], n_images: int, model: SimCLRModel, i
                                                                              steps_per_epoch * epochs)}
     accelerator = resolve_accelerator(train["accelerator"])
     sec = measure_step_seconds(model, images, batch, accelerator,
-                               resolve_precision(train["precision"], accelerator))
+                               resolve_precision(train["precision"], accelerator), device=device)
     # Keep 3% for checkpoints and logging, which the measurement does not include.
     steps = max(1, int(0.97 * budget / sec))
     if train["max_steps"] > 0:
@@ -198,7 +333,9 @@ def quiet_lightning() -> None:
     for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
     for pattern in (".*LeafSpec.*", ".*smaller than the logging interval.*",
-                    ".*does not have many workers.*", ".*ckpt_path.*weights_only.*"):
+                    ".*does not have many workers.*", ".*ckpt_path.*weights_only.*",
+                    # ImageDataModule resumes the data order itself (see resume_position)
+                    ".*dataloader is not resumable.*", ".*resuming from a checkpoint that ended.*"):
         warnings.filterwarnings("ignore", message=pattern)
 
 
@@ -208,11 +345,28 @@ def fit(model: SimCLRModel, galaxies: "Galaxies", train: Mapping[str, Any], seed
     if train["threads"]:
         torch.set_num_threads(train["threads"])
     quiet_lightning()
-    schedule = plan_schedule(train, len(galaxies), model, galaxies.images)
     progress = TrainingProgress(enabled=show_progress)
-    budget = schedule["budget_seconds"]
-    trainer = build_trainer(train, run_dir, schedule["max_steps"], schedule["epochs"], progress,
+    budget = parse_duration(train["time_budget"])
+    # The schedule is set once the world size is known (it sets the steps per epoch).
+    trainer = build_trainer(train, run_dir, -1, 1, progress,
                             max_seconds=None if budget is None else budget * 1.15)
+    schedule_file = Path(run_dir) / "checkpoints" / "schedule.json"
+    schedule = _stored_schedule(schedule_file, train) if ckpt_path is not None else None
+    if schedule is None:
+        try:
+            device = trainer.strategy.root_device
+        except Exception:  # a strategy that knows its device only once launched
+            device = None
+        schedule = plan_schedule(train, len(galaxies), model, galaxies.images,
+                                 world_size=trainer.world_size, device=device)
+    schedule["world_size"] = int(trainer.world_size)
+    _apply_schedule(trainer, schedule)
+    # The learning-rate schedule's length, known without asking Lightning: its
+    # estimated_stepping_batches would build the loader before the checkpoint is restored.
+    model.total_steps = int(schedule["steps"])
+    trainer.callbacks.append(ScheduleSync(schedule))
+    if trainer.global_rank == 0 and launched_rank() == 0:
+        _write_schedule(schedule_file, schedule, train)
     data = ImageDataModule(galaxies.images, min(train["batch_size"], len(galaxies)), seed)
     start = time.perf_counter()
     try:
@@ -235,3 +389,27 @@ def fit(model: SimCLRModel, galaxies: "Galaxies", train: Mapping[str, Any], seed
         "world_size": int(trainer.world_size),
         "global_rank": int(trainer.global_rank),
     }
+
+
+# The planned schedule is kept next to the checkpoints: a resumed run continues the same plan
+# (a time budget is not measured again, which could plan a different number of steps).
+_SCHEDULE_KEYS = ("epochs", "max_steps", "time_budget", "batch_size", "devices", "num_nodes")
+
+
+def _write_schedule(path: Path, schedule: Mapping[str, Any], train: Mapping[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"schedule": dict(schedule), "train": {k: train[k] for k in _SCHEDULE_KEYS}}
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def _stored_schedule(path: Path, train: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The resumed run's plan, unless the options that set it were changed on resume."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("train") != {k: train[k] for k in _SCHEDULE_KEYS}:
+        return None
+    return dict(data["schedule"])

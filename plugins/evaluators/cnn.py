@@ -51,6 +51,12 @@ def train_and_predict(context: "EvalContext", task: Task, *, epochs: int, max_st
     y_all = np.searchsorted(task.classes, task.y_train)
     bs = min(batch_size, len(task.train_idx))
     use_aug = augment and context.augment is not None
+    # Class weights inverse to frequency, as the probes use: all methods optimise for the
+    # balanced accuracy they are compared on.
+    counts = np.bincount(y_all, minlength=len(task.classes)).astype(np.float64)
+    class_weight = torch.as_tensor(np.where(counts > 0, counts.sum() / np.maximum(counts, 1)
+                                            / len(task.classes), 0.0),
+                                   dtype=torch.float32, device=device)
     order = np.empty(0, dtype=np.int64)
     model.train()
     start = time.perf_counter()
@@ -64,7 +70,7 @@ def train_and_predict(context: "EvalContext", task: Task, *, epochs: int, max_st
         y = torch.from_numpy(y_all[pick][sort]).to(device)
         if use_aug:
             x = context.augment(x, gen)
-        loss = nn.functional.cross_entropy(model(x), y)
+        loss = nn.functional.cross_entropy(model(x), y, weight=class_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -48,7 +48,9 @@ def sample_survey(bands: tuple[str, ...], preprocessing: Preprocessing) -> Surve
     scale = NATIVE_SCALE_ARCSEC * RESIZE_FACTOR * preprocessing.bin
     # The composites are 8-bit display images: their noise level is not known in flux units.
     return SurveyInfo.create("sdss", bands, scale, {b: SDSS_SEEING_ARCSEC[b] for b in bands},
-                             note="SDSS DR7 gri composites (Galaxy Zoo 1), nominal scale")
+                             note="SDSS DR7 gri composites (Galaxy Zoo 1), nominal scale",
+                             credit="SDSS DR7 imaging (Abazajian et al. 2009); Galaxy Zoo 1 "
+                                    "classifications (Lintott et al. 2008, 2011)")
 
 
 def load_sample(bands: tuple[str, ...] = ("g", "r", "i"), preprocessing: Preprocessing | None = None,

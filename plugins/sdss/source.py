@@ -157,7 +157,8 @@ def build_source(p: dict) -> SdssSource:
         raise AstroclrError(f"dataset sdss: unknown band {missing_seeing[0]!r}; SDSS bands: ugriz")
     survey = SurveyInfo.create("sdss", bands, scale * prep.bin,
                                {b: SDSS_SEEING_ARCSEC[b] for b in bands},
-                               note=f"SDSS {kind}")
+                               note=f"SDSS {kind}",
+                               credit="SDSS imaging: credit the SDSS data release used")
     fingerprint = {"input": kind, "path": str(folder.resolve()),
                    "catalog": _file_stamp(p["catalog"]),
                    "params": {k: v for k, v in p.items() if k not in ("limit",)}}

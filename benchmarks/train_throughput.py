@@ -1,0 +1,213 @@
+"""Training throughput: astroclr end to end vs the model-only bound vs the plain lightly recipe.
+
+All three train the same backbone, representation layer, lightly projection head and NT-Xent
+loss with AdamW on batches of the same size, on synthetic 3-band images (``--size`` px):
+
+- bound: forward + backward + optimiser step on one pre-made batch already on the device
+  (both views are that batch): no data loading, no augmentation, no Lightning;
+- astroclr: ``astroclr.train.fit`` (Lightning Trainer, batch loader, checkpoints, logging),
+  once with ``augment.pipeline = []`` and once with the default pipeline; views/s from the
+  steady-state images/s astroclr reports (first steps excluded);
+- lightly: lightly's ``SimCLRTransform`` per image (PIL) in ``DataLoader`` workers, the
+  usual lightly recipe, then the same training step in a plain loop.
+
+Run: ``python benchmarks/train_throughput.py [--device cuda] [--steps 8] [--batch-size 64]``
+Prints views/s of each and the ratios astroclr/bound and astroclr/lightly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def synthetic_galaxies(n: int, size: int, seed: int = 0):
+    from astroclr.data import Galaxies, SurveyInfo
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    r = rng.uniform(1.5, size / 5, n)[:, None, None]
+    blob = np.exp(-(xx ** 2 + yy ** 2)[None] / (2 * r ** 2))
+    images = (blob[:, None] * rng.uniform(0.5, 1, (n, 3, 1, 1))
+              + rng.normal(0, 0.02, (n, 3, size, size))).astype(np.float32)
+    survey = SurveyInfo.create("sdss", ["g", "r", "i"], 0.396 * 64 / size,
+                               {"g": 1.44, "r": 1.32, "i": 1.26})
+    return Galaxies.from_arrays(images, survey, labels=rng.integers(0, 2, n))
+
+
+def config(args, pipeline):
+    from astroclr import config as cfgmod
+    from astroclr.plugins import get_registry
+    from astroclr.runner import assemble_config
+
+    sets = [f"train.accelerator={'gpu' if args.device == 'cuda' else 'cpu'}",
+            f"train.max_steps={args.warmup + args.steps}", "train.epochs=1000",
+            "run.evaluators=[]", f"augment.pipeline={pipeline}"]
+    if args.threads:
+        sets.append(f"train.threads={args.threads}")
+    return cfgmod.resolve(assemble_config(None, sets, backbone=args.backbone,
+                                          batch_size=args.batch_size), get_registry())
+
+
+def build_model(cfg, galaxies, with_augment: bool):
+    from astroclr.augment import build_pipeline
+    from astroclr.model import SimCLRModel
+    from astroclr.plugins import get_registry
+    from astroclr.runner import build_backbone
+
+    reg = get_registry()
+    torch.manual_seed(0)
+    pipe = build_pipeline(reg, galaxies.survey, cfg["augment"]["pipeline"],
+                          {k: v for k, v in cfg["augment"].items() if k != "pipeline"}
+                          ) if with_augment else None
+    t = cfg["train"]
+    on_gpu = t["accelerator"] in ("gpu", "cuda")
+    model = SimCLRModel(build_backbone(reg, cfg, 3, galaxies.image_size), pipe,
+                        t["representation_dim"], t["projection_hidden_dim"], t["projection_dim"],
+                        t["temperature"], t["lr"], t["weight_decay"], t["warmup_fraction"],
+                        channels_last=on_gpu)
+    return model.to(memory_format=torch.channels_last) if on_gpu else model
+
+
+def step_fn(model, opt, device, precision_bf16):
+    def step(v1, v2):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision_bf16):
+            z = model.head(model(torch.cat([v1, v2])))
+            z1, z2 = z.chunk(2)
+            loss = model.criterion(z1.float(), z2.float())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def bound(args, cfg, galaxies) -> float:
+    device = torch.device(args.device)
+    model = build_model(cfg, galaxies, with_augment=False).to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    step = step_fn(model, opt, device, device.type == "cuda")
+    x = torch.from_numpy(galaxies.images[:args.batch_size]).to(device)
+    if device.type == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+    for _ in range(args.warmup):
+        step(x, x)
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        step(x, x)
+    sync(device)
+    return 2 * args.batch_size * args.steps / (time.perf_counter() - t0)
+
+
+def astroclr_fit(args, galaxies, pipeline) -> float:
+    from astroclr.train import fit
+
+    cfg = config(args, pipeline)
+    model = build_model(cfg, galaxies, with_augment=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = fit(model, galaxies, cfg["train"], 0, Path(tmp), False, None)
+    return 2 * summary["images_per_second"]
+
+
+class LightlyDataset(torch.utils.data.Dataset):
+    """Images as PIL (what lightly's torchvision transforms expect), two views each."""
+
+    def __init__(self, images: np.ndarray, size: int) -> None:
+        from lightly.transforms import SimCLRTransform
+
+        self.images = images
+        self.transform = SimCLRTransform(input_size=size, min_scale=0.5)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i):
+        from PIL import Image
+
+        img = np.clip(self.images[i].transpose(1, 2, 0) * 255, 0, 255).astype(np.uint8)
+        v1, v2 = self.transform(Image.fromarray(img))
+        return v1, v2
+
+
+def lightly_recipe(args, cfg, galaxies) -> float:
+    device = torch.device(args.device)
+    model = build_model(cfg, galaxies, with_augment=False).to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    step = step_fn(model, opt, device, device.type == "cuda")
+    loader = torch.utils.data.DataLoader(
+        LightlyDataset(galaxies.images, galaxies.image_size), batch_size=args.batch_size,
+        shuffle=True, drop_last=True, num_workers=args.workers,
+        persistent_workers=args.workers > 0, pin_memory=device.type == "cuda")
+    done, t0 = 0, None
+    while done < args.warmup + args.steps:
+        for v1, v2 in loader:
+            step(v1.to(device, non_blocking=True), v2.to(device, non_blocking=True))
+            done += 1
+            if done == args.warmup:
+                sync(device)
+                t0 = time.perf_counter()
+            if done == args.warmup + args.steps:
+                break
+    sync(device)
+    return 2 * args.batch_size * args.steps / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--backbone", default="smallcnn")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--size", type=int, default=32, help="image size in pixels")
+    p.add_argument("--n", type=int, default=4096, help="synthetic images")
+    p.add_argument("--steps", type=int, default=8, help="timed steps")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                   help="DataLoader workers of the lightly recipe")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    p.add_argument("--skip-lightly", action="store_true")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from astroclr.config import DEFAULT_AUGMENT
+    from astroclr.train import quiet_lightning
+
+    quiet_lightning()
+    galaxies = synthetic_galaxies(args.n, args.size)
+    cfg = config(args, "[]")
+    print(f"device {args.device}, backbone {args.backbone}, batch {args.batch_size}, "
+          f"{args.size}x{args.size} px, {args.steps} timed steps, torch threads "
+          f"{torch.get_num_threads()}")
+    # The bound is measured before and after astroclr's runs and the best taken, so a change
+    # of the machine's load during the benchmark does not favour astroclr.
+    b1 = bound(args, cfg, galaxies)
+    print(f"model-only bound (first):       {b1:10.1f} views/s")
+    plain = astroclr_fit(args, galaxies, "[]")
+    pipeline = "[" + ",".join(f'"{n}"' for n in DEFAULT_AUGMENT) + "]"
+    full = astroclr_fit(args, galaxies, pipeline)
+    b2 = bound(args, cfg, galaxies)
+    b = max(b1, b2)
+    print(f"model-only bound (second):      {b2:10.1f} views/s")
+    print(f"astroclr, augment.pipeline=[]:  {plain:10.1f} views/s   ratio to bound {plain / b:.3f}")
+    print(f"astroclr, default pipeline:     {full:10.1f} views/s   ratio to bound {full / b:.3f}")
+    if not args.skip_lightly:
+        lr = lightly_recipe(args, cfg, galaxies)
+        print(f"lightly SimCLRTransform recipe: {lr:10.1f} views/s   "
+              f"(workers {args.workers})")
+        print(f"astroclr (default pipeline) / lightly recipe: {full / lr:.3f}")
+        print(f"astroclr (no augmentation) / lightly recipe:  {plain / lr:.3f}")
+
+
+if __name__ == "__main__":
+    main()
