@@ -34,7 +34,7 @@ RUN_PARAMS = (
     Param("dataset", str, "sdss", "dataset plugin"),
     Param("backbone", str, "resnet18", "backbone plugin"),
     Param("seed", int, 0, "seed for weights, data order, augmentations and splits", low=0),
-    Param("evaluators", list, ["probe", "pca", "untrained", "knn", "umap", "similar",
+    Param("evaluators", list, ["probe", "pca", "untrained", "colours", "knn", "umap", "similar",
                                "label_efficiency"],
           "evaluator plugins to run after training, in order", item_type=str),
     Param("label_column", str, "label", "catalogue column with integer labels (-1 unlabelled)"),

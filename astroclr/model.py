@@ -195,8 +195,9 @@ class SimCLRModel(L.LightningModule):
         total = self.total_steps or int(self.trainer.estimated_stepping_batches)
         total = max(1, int(total))
         warmup = int(self.warmup_fraction * total)
+        # total_steps is read at every step: a time-budget run may refit it early in training.
         sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda step: warmup_cosine(step, total, warmup))
+            opt, lambda step: warmup_cosine(step, max(1, int(self.total_steps or total)), warmup))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # -- checkpoint: augmentation randomness resumes where it stopped -------------------------

@@ -63,7 +63,8 @@ class TrainingProgress(L.Callback):
         if self._progress is not None:
             rate = f"{self.images_per_second:,.0f} img/s" if self.images_per_second else "…"
             info = f"loss {self.last_loss:.3f}  {rate}  epoch {trainer.current_epoch + 1}"
-            self._progress.update(self._task, completed=step, info=info)
+            total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
+            self._progress.update(self._task, completed=step, info=info, total=total)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.close()

@@ -137,6 +137,47 @@ def _apply_schedule(trainer: L.Trainer, schedule: Mapping[str, Any]) -> None:
         model.total_steps = int(schedule["steps"])
 
 
+class BudgetRefit(L.Callback):
+    """Refits a time-budget run's step count to the step time measured in training itself.
+
+    The plan comes from a few steps timed on a copy of the model before training; on a busy
+    machine that can be far off. After ``at_step`` real steps, the rest of the budget is divided
+    by the measured step time, and the step count, epochs and learning-rate schedule follow
+    (early, so the cosine decay is refitted before most of it has run). Single process only:
+    with several, rank 0's plan is shared and kept.
+    """
+
+    def __init__(self, schedule: dict[str, Any], budget: float, started: float, at_step: int,
+                 steps_per_epoch: int, on_refit: Any = None) -> None:
+        self.schedule, self.budget, self.started = schedule, budget, started
+        self.at_step, self.steps_per_epoch, self.on_refit = at_step, steps_per_epoch, on_refit
+        self._t0: float | None = None
+        self._step0 = 0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._t0, self._step0 = None, trainer.global_step
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any
+                           ) -> None:
+        if trainer.world_size > 1:
+            return
+        done = trainer.global_step - self._step0
+        if done == 1:  # the first step pays for allocation; time from here
+            self._t0 = time.perf_counter()
+        elif done == self.at_step + 1 and self._t0 is not None:
+            per_step = (time.perf_counter() - self._t0) / self.at_step
+            remaining = 0.97 * self.budget - (time.perf_counter() - self.started)
+            total = max(trainer.global_step + 1, trainer.global_step + int(remaining / per_step))
+            if self.schedule.get("cap_steps", -1) > 0:
+                total = min(total, self.schedule["cap_steps"])
+            self.schedule.update(steps=total, max_steps=total,
+                                 epochs=math.ceil(total / self.steps_per_epoch),
+                                 measured_step_seconds=per_step, refitted_at_step=done)
+            _apply_schedule(trainer, self.schedule)
+            if self.on_refit is not None:
+                self.on_refit(self.schedule)
+
+
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
@@ -322,7 +363,8 @@ def plan_schedule(train: Mapping[str, Any], n_images: int, model: SimCLRModel, i
         steps = min(steps, train["max_steps"])
     epochs = math.ceil(steps / steps_per_epoch)
     return {"epochs": epochs, "max_steps": steps, "budget_seconds": budget, "steps": steps,
-            "measured_step_seconds": sec}
+            "measured_step_seconds": sec, "cap_steps": train["max_steps"],
+            "steps_per_epoch": steps_per_epoch}
 
 
 def quiet_lightning() -> None:
@@ -345,6 +387,7 @@ def fit(model: SimCLRModel, galaxies: "Galaxies", train: Mapping[str, Any], seed
     if train["threads"]:
         torch.set_num_threads(train["threads"])
     quiet_lightning()
+    started = time.perf_counter()
     progress = TrainingProgress(enabled=show_progress)
     budget = parse_duration(train["time_budget"])
     # The schedule is set once the world size is known (it sets the steps per epoch).
@@ -365,8 +408,14 @@ def fit(model: SimCLRModel, galaxies: "Galaxies", train: Mapping[str, Any], seed
     # estimated_stepping_batches would build the loader before the checkpoint is restored.
     model.total_steps = int(schedule["steps"])
     trainer.callbacks.append(ScheduleSync(schedule))
-    if trainer.global_rank == 0 and launched_rank() == 0:
+    writes = trainer.global_rank == 0 and launched_rank() == 0
+    if writes:
         _write_schedule(schedule_file, schedule, train)
+    if budget is not None and ckpt_path is None and "steps_per_epoch" in schedule:
+        trainer.callbacks.append(BudgetRefit(
+            schedule, budget, started, at_step=min(8, max(2, schedule["steps"] // 10)),
+            steps_per_epoch=schedule["steps_per_epoch"],
+            on_refit=(lambda plan: _write_schedule(schedule_file, plan, train)) if writes else None))
     data = ImageDataModule(galaxies.images, min(train["batch_size"], len(galaxies)), seed)
     start = time.perf_counter()
     try:

@@ -52,6 +52,14 @@ def astroclr_evaluators() -> Iterator[EvaluatorSpec]:
         params=(_MODELS, Param("init_seed", int, 0, "torch seed of the random weights"),
                 _HIDDEN, _MAX_ITER))
     yield EvaluatorSpec(
+        "colours", "baseline: the galaxy's central colours alone + the same probe",
+        _lazy("colours"),
+        params=(Param("aperture", float, 0.25, "side of the central square, fraction of the "
+                      "image side", low=0.01, high=1.0),
+                Param("models", list, ["linear"], "probe models: linear and/or mlp",
+                      item_type=str, choices=("linear", "mlp")),
+                _HIDDEN, _MAX_ITER))
+    yield EvaluatorSpec(
         "knn", "k-nearest-neighbour (cosine) accuracy on the representations", _lazy("knn"),
         params=(Param("k", int, 20, "number of neighbours (capped at N)", low=1),
                 Param("weights", str, "distance", "neighbour weights",
