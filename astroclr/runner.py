@@ -181,7 +181,7 @@ def run(
     """
     from astroclr.plugins import get_registry
 
-    from astroclr.train import launched_rank
+    from astroclr.launch import launched_rank
 
     registry = get_registry()
     # Lightning's ddp launcher and SLURM start this same call once per process: only the first

@@ -17,6 +17,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.layer_sync import LayerSync
 
 from astroclr.config import parse_duration
+from astroclr.launch import launched_rank
 from astroclr.loader import training_loader
 from astroclr.model import SimCLRModel, convert_global_batchnorm
 from astroclr.progress import TrainingProgress
@@ -254,22 +255,6 @@ def check_trainer_options(train: Mapping[str, Any]) -> None:
         raise AstroclrError(f"cannot train with accelerator={accelerator}, devices="
                             f"{train['devices']}, num_nodes={train['num_nodes']}, strategy="
                             f"{train['strategy']}: {_one_line(exc)}") from None
-
-
-def launched_rank() -> int:
-    """This process's rank in a distributed launch, from the environment (0 when not launched).
-
-    Lightning's DDP launcher re-runs the command for every extra process with ``LOCAL_RANK``
-    set, SLURM's ``srun`` sets ``SLURM_PROCID``, torchrun sets ``RANK``: only the process for
-    which all are 0 may create or write the run directory.
-    """
-    for name in ("RANK", "SLURM_PROCID", "NODE_RANK", "GROUP_RANK", "LOCAL_RANK"):
-        value = os.environ.get(name, "").strip()
-        if value.isdigit() and int(value) > 0:
-            if name == "SLURM_PROCID" and int(os.environ.get("SLURM_NTASKS", "1") or 1) <= 1:
-                continue
-            return int(value)
-    return 0
 
 
 def build_trainer(train: Mapping[str, Any], run_dir: Path, max_steps: int, epochs: int,
