@@ -56,7 +56,8 @@ TRAIN_PARAMS = (
     Param("weight_decay", float, 1e-4, "AdamW weight decay", low=0.0),
     Param("warmup_fraction", float, 0.05, "fraction of steps with linear warm-up", low=0.0,
           high=0.5),
-    Param("temperature", float, 0.2, "NT-Xent temperature", low=1e-3, high=10.0),
+    Param("temperature", float, 0.1, "NT-Xent temperature (0.1: best of 0.1, 0.2, 0.5 on the "
+          "SDSS sample, docs/quality.md)", low=1e-3, high=10.0),
     Param("representation_dim", int, 64, "size of the representation", low=1),
     Param("projection_hidden_dim", int, 512, "hidden width of the projection head", low=1),
     Param("projection_dim", int, 128, "output size of the projection head", low=1),
