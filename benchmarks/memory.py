@@ -57,7 +57,8 @@ else:
 opened = status("VmHWM")
 runner.load_dataset = lambda registry, cfg: galaxies
 sets = [f"train.accelerator={'gpu' if args['device'] == 'cuda' else 'cpu'}",
-        f"train.max_steps={args['steps']}", "run.evaluators=[]", "train.checkpoint_every_n_steps=0"]
+        f"train.max_steps={args['steps']}", "run.evaluators=[]", "train.checkpoint_every_n_steps=0",
+        "train.time_budget=''"]
 cfg = cfgmod.resolve(assemble_config(None, sets, backbone="smallcnn",
                                      batch_size=args["batch_size"]), get_registry())
 _, model, _ = _build(get_registry(), cfg)

@@ -48,6 +48,7 @@ def config(args, pipeline):
 
     sets = [f"train.accelerator={'gpu' if args.device == 'cuda' else 'cpu'}",
             f"train.max_steps={args.warmup + args.steps}", "train.epochs=1000",
+            "train.time_budget=''",  # a fixed step count, not the default budget
             "run.evaluators=[]", f"augment.pipeline={pipeline}"]
     if args.threads:
         sets.append(f"train.threads={args.threads}")
