@@ -69,10 +69,16 @@ def _py(value: Any) -> Any:
 
 def nearest(ids: np.ndarray, representations: np.ndarray, objid: Any, k: int = 8,
             where: str = "the embeddings") -> list[tuple[Any, float]]:
-    """The ``k`` galaxies closest to ``objid`` by cosine distance, nearest first, itself excluded."""
+    """The ``k`` galaxies closest to ``objid`` by cosine distance, nearest first, itself excluded.
+
+    Distances are between representations with the dataset's mean representation removed:
+    SimCLR representations share a large common component, so raw cosines all sit near 1 and
+    say little; centred, they measure how a galaxy differs from the typical one.
+    """
     if k < 1:
         raise AstroclrError(f"k must be at least 1, got {k}")
     reps = np.asarray(representations, dtype=np.float32)
+    reps = reps - reps.mean(axis=0, keepdims=True)
     row = index_of(ids, objid, where)
     unit = reps / np.clip(np.linalg.norm(reps, axis=1, keepdims=True), 1e-12, None)
     dist = 1.0 - unit @ unit[row]

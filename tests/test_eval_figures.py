@@ -129,18 +129,35 @@ def _embeddings(tmp_path, ids, reps):
 def test_find_similar_cosine(tmp_path):
     from astroclr.similar import find_similar
 
+    # Mean-free representations: centring leaves them unchanged, so plain cosines apply.
     reps = np.array([[1, 0], [10, 1], [0, 1], [-1, 0], [1, 1]], dtype=np.float32)
+    reps = reps - reps.mean(axis=0)
     _embeddings(tmp_path, np.array([11, 12, 13, 14, 15]), reps)
     found = find_similar(tmp_path, 11, k=3)
-    assert [i for i, _ in found] == [12, 15, 13]
-    assert found[0][1] == pytest.approx(1 - 10 / np.sqrt(101), abs=1e-6)
-    assert found[1][1] == pytest.approx(1 - 1 / np.sqrt(2), abs=1e-6)
+    unit = reps / np.linalg.norm(reps, axis=1, keepdims=True)
+    dist = 1 - unit @ unit[0]
+    order = [11 + i for i in np.argsort(dist)[1:4]]
+    assert [i for i, _ in found] == order
+    assert found[0][1] == pytest.approx(np.sort(dist)[1], abs=1e-6)
     assert isinstance(found[0][0], int)
-    assert [i for i, _ in find_similar(tmp_path, "11", k=10)] == [12, 15, 13, 14]  # k capped
+    assert len(find_similar(tmp_path, "11", k=10)) == 4  # k capped
     with pytest.raises(AstroclrError, match=r"id 99 is not in .*embeddings.fits \(5 galaxies"):
         find_similar(tmp_path, 99)
     with pytest.raises(AstroclrError, match="no embeddings.fits in"):
         find_similar(tmp_path / "nowhere", 11)
+
+
+def test_find_similar_ignores_a_common_offset(tmp_path):
+    from astroclr.similar import find_similar
+
+    rng = np.random.default_rng(0)
+    reps = rng.normal(size=(20, 8)).astype(np.float32)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _embeddings(tmp_path / "a", np.arange(20), reps)
+    _embeddings(tmp_path / "b", np.arange(20), reps + 50.0)  # raw cosines would all be ~1
+    a, b = find_similar(tmp_path / "a", 3, k=5), find_similar(tmp_path / "b", 3, k=5)
+    assert [i for i, _ in a] == [i for i, _ in b]
 
 
 def test_find_similar_string_ids(tmp_path):

@@ -74,7 +74,7 @@ def evaluate(context: "EvalContext", k: int = 8, examples: int = 4, ids: Sequenc
                 same = f"; {frac:.0%} of its labelled neighbours share its label"
         lines.append(f"- {qid}{label}: mean distance "
                      f"{np.mean([d for _, d in neighbours]):.3f}{same}")
-    md = (f"The {k} galaxies nearest (cosine distance of the representations) to "
+    md = (f"The {k} galaxies nearest (cosine distance of the mean-subtracted representations) to "
           f"{len(rows)} example galaxies; the query is first in each montage.\n\n"
           + "\n".join(lines))
     return EvalResult(metrics={"k": int(k), "neighbours": found}, figures=figures, markdown=md)
