@@ -124,3 +124,10 @@ def build_pipeline(
         fn = spec.build(survey, **kwargs)
         steps.append(Step(name, fn, float(p), bool(spec.always)))
     return Pipeline(steps)
+
+
+def pipeline_from_config(registry: "Registry", survey: "SurveyInfo",
+                         augment: Mapping[str, Any]) -> Pipeline:
+    """The pipeline of a resolved ``[augment]`` table (``pipeline`` plus per-name params)."""
+    params = {k: v for k, v in augment.items() if k != "pipeline"}
+    return build_pipeline(registry, survey, augment["pipeline"], params)

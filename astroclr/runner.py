@@ -246,7 +246,7 @@ def _build(registry: "Registry", cfg: Mapping[str, Any]) -> tuple["Galaxies", An
     """Load data and build model and augmentations; raises before anything is written."""
     import lightning as L
 
-    from astroclr.augment import build_pipeline
+    from astroclr.augment import pipeline_from_config
     from astroclr.model import SimCLRModel
     from astroclr.train import resolve_accelerator
 
@@ -255,8 +255,7 @@ def _build(registry: "Registry", cfg: Mapping[str, Any]) -> tuple["Galaxies", An
     L.seed_everything(cfg["run"]["seed"], workers=True, verbose=False)
     check_trainer_options(cfg["train"])
     galaxies = load_dataset(registry, cfg)
-    pipeline = build_pipeline(registry, galaxies.survey, cfg["augment"]["pipeline"],
-                              {k: v for k, v in cfg["augment"].items() if k != "pipeline"})
+    pipeline = pipeline_from_config(registry, galaxies.survey, cfg["augment"])
     pipeline.check(galaxies.images, cfg["run"]["seed"])
     backbone = build_backbone(registry, cfg, len(galaxies.bands), galaxies.image_size)
     t = cfg["train"]
@@ -409,10 +408,9 @@ def evaluate_run(run_dir: str | Path, evaluators: Sequence[str] | None = None,
     if len(table) != len(galaxies) or not np.array_equal(np.asarray(table["id"]), galaxies.ids):
         raise AstroclrError(f"{existing.dir / EMBEDDINGS_FILE} does not match the dataset "
                             f"{cfg['run']['dataset']!r} it was made from (ids differ)")
-    from astroclr.augment import build_pipeline
+    from astroclr.augment import pipeline_from_config
 
-    pipeline = build_pipeline(registry, galaxies.survey, cfg["augment"]["pipeline"],
-                              {k: v for k, v in cfg["augment"].items() if k != "pipeline"})
+    pipeline = pipeline_from_config(registry, galaxies.survey, cfg["augment"])
     representations = np.asarray(table["representation"], dtype=np.float32)
     return _evaluate(registry, cfg, existing.dir, galaxies, representations, pipeline,
                      dict(existing.state), progress)
