@@ -397,8 +397,12 @@ def fit(model: SimCLRModel, galaxies: "Galaxies", train: Mapping[str, Any], seed
     if writes:
         _write_schedule(schedule_file, schedule, train)
     if budget is not None and ckpt_path is None and "steps_per_epoch" in schedule:
+        # Time past an epoch end when the plan allows: the epoch's checkpoint is part of the cost.
+        at_step = min(8, max(2, schedule["steps"] // 10))
+        if schedule["steps_per_epoch"] + 1 <= schedule["steps"] // 3:
+            at_step = max(at_step, schedule["steps_per_epoch"] + 1)
         trainer.callbacks.append(BudgetRefit(
-            schedule, budget, started, at_step=min(8, max(2, schedule["steps"] // 10)),
+            schedule, budget, started, at_step=at_step,
             steps_per_epoch=schedule["steps_per_epoch"],
             on_refit=(lambda plan: _write_schedule(schedule_file, plan, train)) if writes else None))
     data = ImageDataModule(galaxies.images, min(train["batch_size"], len(galaxies)), seed)
