@@ -48,6 +48,24 @@ def test_sample_is_the_default_and_unchanged(spec):
     assert list(g.ids) == list(cat["id"][:50])
 
 
+def test_gz2_pool_appends_unlabelled_galaxies_after_the_labelled_sample(spec):
+    plain = load(spec, limit=0)
+    pooled = load(spec, pool="gz2")
+    n = len(plain)
+    assert len(pooled) == n + 7704
+    np.testing.assert_array_equal(pooled.images[:n], plain.images)
+    assert list(pooled.catalog["label"][:n]) == list(plain.catalog["label"])
+    assert (pooled.catalog["label"][n:] == -1).all()
+    assert set(pooled.catalog["origin"][n:]) == {"gz2"}
+    assert len(set(pooled.ids)) == len(pooled)
+    assert "Willett" in pooled.survey.extra["credit"]
+
+
+def test_pool_with_another_input_is_an_error(spec, tmp_path):
+    with pytest.raises(AstroclrError, match="pool = 'gz2' adds galaxies to the embedded sample"):
+        load(spec, input="fits_cutouts", path=str(tmp_path), pool="gz2")
+
+
 def test_sample_with_a_path_is_an_error(spec, tmp_path):
     with pytest.raises(AstroclrError, match="input is 'sample'"):
         load(spec, path=str(tmp_path))

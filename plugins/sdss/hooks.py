@@ -58,6 +58,9 @@ PARAMS = (
     Param("softening", float, 1.0, "asinh softening, image units", low=1e-12),
     Param("normalize", str, "minmax", "per-image [0, 1] over all bands, or none",
           choices=("minmax", "none")),
+    Param("pool", str, "", "input = sample only: add an unlabelled pool for pre-training: '' "
+          "(none) or gz2 (7,704 Galaxy Zoo 2 challenge galaxies, label -1)",
+          choices=("", "gz2")),
     Param("limit", int, 0, "use only the first N galaxies (0: all)", low=0),
     Param("chunk_size", int, 512, "galaxies per chunk of astroclr prepare (a unit of work and "
           "of resuming)", low=1),
@@ -68,6 +71,7 @@ def load(**params: Any):
     """The ``sdss`` dataset as :class:`astroclr.data.Galaxies` (in memory, or memory-mapped for
     ``input = "prepared"``)."""
     kind = params["input"]
+    _check_pool_param(params)
     if kind == "sample":
         _check_sample_params(params)
         from astroclr.preprocess import Preprocessing
@@ -76,7 +80,8 @@ def load(**params: Any):
         prep = Preprocessing(bin=params["bin"], stretch=params["stretch"],
                              softening=params["softening"], normalize=params["normalize"])
         try:
-            return load_sample(tuple(params["bands"]), prep, limit=params["limit"])
+            return load_sample(tuple(params["bands"]), prep, limit=params["limit"],
+                               pool=params["pool"])
         except ValueError as exc:  # an unknown band: a user error, not a bug
             raise AstroclrError(str(exc)) from None
     if kind == "prepared":
@@ -113,6 +118,12 @@ def _check_sample_params(params: dict) -> None:
             raise AstroclrError(f"dataset sdss: {key} is set but input is 'sample' (the embedded "
                                 f"galaxies); set input to fits_cutouts, frames, composites or "
                                 f"prepared")
+
+
+def _check_pool_param(params: dict) -> None:
+    if params["pool"] and params["input"] != "sample":
+        raise AstroclrError(f"dataset sdss: pool = {params['pool']!r} adds galaxies to the "
+                            f"embedded sample only, but input is {params['input']!r}")
 
 
 def _open_prepared(params: dict):
