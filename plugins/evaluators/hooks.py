@@ -49,7 +49,11 @@ def astroclr_evaluators() -> Iterator[EvaluatorSpec]:
     yield EvaluatorSpec(
         "untrained", "baseline: the same probe on an untrained backbone's features",
         _lazy("untrained"),
-        params=(_MODELS, Param("init_seed", int, 0, "torch seed of the random weights"),
+        # Linear only by default: the row asks whether training beats random features under
+        # the SimCLR row's own linear probe; an MLP on 512 features is a slow extra.
+        params=(Param("models", list, ["linear"], "probe models: linear and/or mlp",
+                      item_type=str, choices=("linear", "mlp")),
+                Param("init_seed", int, 0, "torch seed of the random weights"),
                 _HIDDEN, _MAX_ITER))
     yield EvaluatorSpec(
         "colours", "baseline: the galaxy's central colours alone + the same probe",
