@@ -51,14 +51,15 @@ def make_app():
                               url_template or DEFAULT_URL_TEMPLATE, rerun,
                               (run_column, camcol_column, field_column), str(catalog))
         except (AstroclrError, KeyError, ValueError) as exc:
-            console.print(f"[red]error:[/red] {exc}")
+            # soft_wrap: an error stays one line however narrow the terminal
+            console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2)
         summary = download_frames(jobs, out, workers, retries, backoff, timeout, progress)
         console.print(f"{summary['frames']} frames: {summary['downloaded']} downloaded, "
                       f"{summary['present']} already present, {len(summary['failed'])} failed "
                       f"({summary['seconds']:.1f} s) -> {out}")
         for name, error in summary["failed"]:
-            console.print(f"[red]failed[/red] {name}: {error}")
+            console.print(f"[red]failed[/red] {name}: {error}", highlight=False, soft_wrap=True)
         if summary["failed"]:
             raise typer.Exit(1)
 
