@@ -149,9 +149,9 @@ class BudgetRefit(L.Callback):
     """
 
     def __init__(self, schedule: dict[str, Any], budget: float, started: float, at_step: int,
-                 steps_per_epoch: int, on_refit: Any = None) -> None:
+                 on_refit: Any = None) -> None:
         self.schedule, self.budget, self.started = schedule, budget, started
-        self.at_step, self.steps_per_epoch, self.on_refit = at_step, steps_per_epoch, on_refit
+        self.at_step, self.on_refit = at_step, on_refit
         self._t0: float | None = None
         self._step0 = 0
 
@@ -172,7 +172,7 @@ class BudgetRefit(L.Callback):
             if self.schedule.get("cap_steps", -1) > 0:
                 total = min(total, self.schedule["cap_steps"])
             self.schedule.update(steps=total, max_steps=total,
-                                 epochs=math.ceil(total / self.steps_per_epoch),
+                                 epochs=math.ceil(total / self.schedule["steps_per_epoch"]),
                                  measured_step_seconds=per_step, refitted_at_step=done)
             _apply_schedule(trainer, self.schedule)
             if self.on_refit is not None:
@@ -396,14 +396,13 @@ def fit(model: SimCLRModel, galaxies: "Galaxies", train: Mapping[str, Any], seed
     writes = trainer.global_rank == 0 and launched_rank() == 0
     if writes:
         _write_schedule(schedule_file, schedule, train)
-    if budget is not None and ckpt_path is None and "steps_per_epoch" in schedule:
+    if budget is not None and ckpt_path is None:  # a fresh plan: plan_schedule timed it
         # Time past an epoch end when the plan allows: the epoch's checkpoint is part of the cost.
         at_step = min(8, max(2, schedule["steps"] // 10))
         if schedule["steps_per_epoch"] + 1 <= schedule["steps"] // 3:
             at_step = max(at_step, schedule["steps_per_epoch"] + 1)
         trainer.callbacks.append(BudgetRefit(
             schedule, budget, started, at_step=at_step,
-            steps_per_epoch=schedule["steps_per_epoch"],
             on_refit=(lambda plan: _write_schedule(schedule_file, plan, train)) if writes else None))
     data = ImageDataModule(galaxies.images, min(train["batch_size"], len(galaxies)), seed)
     start = time.perf_counter()

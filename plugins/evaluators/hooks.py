@@ -14,6 +14,9 @@ from astroclr.specs import EvaluatorSpec, Param
 
 _MODELS = Param("models", list, ["linear", "mlp"], "probe models: linear (logistic) and/or mlp",
                 item_type=str, choices=("linear", "mlp"))
+# Baselines default to the linear probe alone, the SimCLR row's headline probe.
+_LINEAR_MODELS = Param("models", list, ["linear"], "probe models: linear and/or mlp",
+                       item_type=str, choices=("linear", "mlp"))
 _HIDDEN = Param("hidden", list, [256], "hidden layer widths of the MLP probe", item_type=int,
                 low=1)
 _MAX_ITER = Param("max_iter", int, 200, "maximum epochs of the MLP probe", low=1)
@@ -51,18 +54,14 @@ def astroclr_evaluators() -> Iterator[EvaluatorSpec]:
         _lazy("untrained"),
         # Linear only by default: the row asks whether training beats random features under
         # the SimCLR row's own linear probe; an MLP on 512 features is a slow extra.
-        params=(Param("models", list, ["linear"], "probe models: linear and/or mlp",
-                      item_type=str, choices=("linear", "mlp")),
-                Param("init_seed", int, 0, "torch seed of the random weights"),
+        params=(_LINEAR_MODELS, Param("init_seed", int, 0, "torch seed of the random weights"),
                 _HIDDEN, _MAX_ITER))
     yield EvaluatorSpec(
         "colours", "baseline: the galaxy's central colours alone + the same probe",
         _lazy("colours"),
         params=(Param("aperture", float, 0.25, "side of the central square, fraction of the "
                       "image side", low=0.01, high=1.0),
-                Param("models", list, ["linear"], "probe models: linear and/or mlp",
-                      item_type=str, choices=("linear", "mlp")),
-                _HIDDEN, _MAX_ITER))
+                _LINEAR_MODELS, _HIDDEN, _MAX_ITER))
     yield EvaluatorSpec(
         "knn", "k-nearest-neighbour (cosine) accuracy on the representations", _lazy("knn"),
         params=(Param("k", int, 20, "number of neighbours (capped at N)", low=1),
