@@ -12,25 +12,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from astroclr.hookspecs import hookimpl
-from astroclr.specs import AstroclrError, ConfigError
+from astroclr.plugin.hookspecs import hookimpl
+from astroclr.plugin.specs import AstroclrError, ConfigError
 
 __version__ = "0.1.0"
 __all__ = ["run", "load", "hookimpl", "AstroclrError", "ConfigError", "__version__"]
 
 if TYPE_CHECKING:
-    from astroclr.runner import Run, TrainedModel
+    from astroclr.session.rundir import Run
+    from astroclr.session.trained import TrainedModel
 
 
 def run(config: Any = None, **kwargs: Any) -> "Run":
-    """Train, embed and evaluate; see :func:`astroclr.runner.run`."""
-    from astroclr.runner import run as _run
+    """Train, embed and evaluate; see :func:`astroclr.session.runner.run`."""
+    from astroclr.session.runner import run as _run
 
     return _run(config, **kwargs)
 
 
 def load(run_dir: Any, device: str | None = None) -> "TrainedModel":
-    """Load a trained model from a run directory; see :func:`astroclr.runner.load`."""
-    from astroclr.runner import load as _load
+    """Load a trained model from a run directory; see :func:`astroclr.session.trained.load`."""
+    from astroclr.session.trained import load as _load
 
     return _load(run_dir, device=device)

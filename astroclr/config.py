@@ -18,9 +18,10 @@ import copy
 import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from astroclr.specs import ConfigError, Param, validate_params
+from astroclr.plugin.specs import ConfigError, Param, validate_params
+from astroclr.resolved import Config
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -28,7 +29,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 if TYPE_CHECKING:
-    from astroclr.plugins import Registry
+    from astroclr.plugin.registry import Registry
 
 RUN_PARAMS = (
     Param("dataset", str, "sdss", "dataset plugin"),
@@ -155,14 +156,17 @@ def parse_set(assignment: str) -> dict[str, Any]:
     return out
 
 
-def resolve(raw: Mapping[str, Any], registry: "Registry") -> dict[str, Any]:
+def resolve(raw: Mapping[str, Any] | Config, registry: "Registry") -> Config:
     """Validate a merged configuration against the core and the chosen plugins.
 
-    Returns the fully resolved configuration (every default filled in). Raises ConfigError or
-    PluginError, each naming the offending key or plugin, before anything is loaded.
+    Returns the fully resolved, frozen configuration (every default filled in, derived facts
+    such as the time budget in seconds worked out). Raises ConfigError or PluginError, each
+    naming the offending key or plugin, before anything is loaded.
     """
-    from astroclr.augment import resolve_augment_config
-    from astroclr.evaluate import resolve_evaluator_params
+    if isinstance(raw, Config):
+        raw = raw.tables()
+    from astroclr.data.augment import resolve_augment_config
+    from astroclr.evaluate.context import resolve_evaluator_params
 
     unknown = sorted(set(raw) - set(_TABLES))
     if unknown:
@@ -175,7 +179,7 @@ def resolve(raw: Mapping[str, Any], registry: "Registry") -> dict[str, Any]:
         "run": validate_params(RUN_PARAMS, cfg["run"], "run"),
         "train": validate_params(TRAIN_PARAMS, cfg["train"], "train"),
     }
-    parse_duration(out["train"]["time_budget"])
+    budget = parse_duration(out["train"]["time_budget"])
     dataset = registry.get("dataset", out["run"]["dataset"])
     out["dataset"] = validate_params(dataset.params, cfg["dataset"], "dataset")
     backbone = registry.get("backbone", out["run"]["backbone"])
@@ -185,7 +189,39 @@ def resolve(raw: Mapping[str, Any], registry: "Registry") -> dict[str, Any]:
     out["evaluate"] = resolve_evaluator_params(registry, out["run"]["evaluators"], cfg["evaluate"])
     if not out["run"]["eval_seeds"]:
         raise ConfigError("run.eval_seeds: give at least one seed")
-    return out
+    return Config.from_tables(out, budget)
+
+
+#: keyword arguments of run() that set a core option, e.g. run(epochs=2, batch_size=64)
+SHORTCUTS = {p.name: "run" for p in RUN_PARAMS} | {p.name: "train" for p in TRAIN_PARAMS}
+
+
+def assemble_config(config: str | Path | Mapping[str, Any] | None = None,
+                    sets: Sequence[str] = (), preset: str | None = None,
+                    **overrides: Any) -> dict[str, Any]:
+    """Defaults ← preset ← config file or mapping ← ``--set`` assignments ← keyword shortcuts.
+
+    Giving ``epochs`` (and no ``time_budget``) as a shortcut switches the time budget off, so
+    ``--epochs 3`` means three epochs whatever the preset's budget.
+    """
+    raw: dict[str, Any] = read_preset(preset) if preset else {}
+    if isinstance(config, (str, Path)):
+        raw = merge(raw, read_toml(config))
+    elif isinstance(config, Config):
+        raw = merge(raw, config.tables())
+    elif config is not None:
+        raw = merge(raw, config)
+    if overrides.get("epochs") is not None and overrides.get("time_budget") is None:
+        overrides = dict(overrides, time_budget="")
+    for assignment in sets:
+        raw = merge(raw, parse_set(assignment))
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key not in SHORTCUTS:
+            raise ConfigError(f"unknown option {key!r}; options: {', '.join(sorted(SHORTCUTS))}")
+        raw = merge(raw, {SHORTCUTS[key]: {key: value}})
+    return raw
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr)?\s*$")
@@ -206,18 +242,17 @@ def parse_duration(text: str) -> float | None:
     return seconds
 
 
-def to_toml(config: Mapping[str, Any]) -> str:
-    """Serialise a resolved configuration."""
+def to_toml(config: Mapping[str, Any] | Config) -> str:
+    """Serialise a resolved configuration (None values, which TOML cannot hold, left out)."""
     import tomli_w
 
-    return tomli_w.dumps(_plain(config))
+    from astroclr.files import to_jsonable
+
+    tables = config.tables() if isinstance(config, Config) else config
+    return tomli_w.dumps(_drop_none(to_jsonable(tables)))
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items() if v is not None}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item"):
-        return value.item()
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
     return value

@@ -3,7 +3,7 @@
 Both pipelines apply the same kinds of transforms with the same probabilities to the same
 images (the embedded SDSS sample, 3×32×32, tiled to ``--n`` images):
 
-- batched: ``astroclr.augment.build_pipeline`` on whole batches, as the training step does;
+- batched: ``astroclr.data.augment.build_pipeline`` on whole batches, as the training step does;
 - per-image: ``torchvision.transforms.v2`` in a Dataset's ``__getitem__``, iterated by a
   ``DataLoader`` (``--workers`` 0 or 2) that collates the batches, as lightly's usual
   per-sample transforms are run.
@@ -81,8 +81,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from astroclr.augment import build_pipeline, resolve_augment_config
-    from astroclr.plugins import get_registry
+    from astroclr.data.augment import build_pipeline, resolve_augment_config
+    from astroclr.plugin.registry import get_registry
     from astroclr_sdss.sample import load_sample
 
     galaxies = load_sample()

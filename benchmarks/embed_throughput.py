@@ -1,4 +1,4 @@
-"""Embedding throughput: ``astroclr.embed`` on a memory-mapped cube vs the forward-only bound.
+"""Embedding throughput: ``astroclr.evaluate.embed`` on a memory-mapped cube vs the forward-only bound.
 
 - bound: the encoder's forward pass (eval, no_grad; bf16 autocast on CUDA as astroclr does) on
   one pre-made batch already on the device, repeated;
@@ -23,14 +23,15 @@ import torch
 
 def encoder(backbone: str, size: int):
     from astroclr import config as cfgmod
-    from astroclr.model import Encoder
-    from astroclr.plugins import get_registry
-    from astroclr.runner import assemble_config, build_backbone
+    from astroclr.config import assemble_config
+    from astroclr.plugin.registry import get_registry
+    from astroclr.session.build import build_backbone
+    from astroclr.train.model import Encoder
 
     reg = get_registry()
     cfg = cfgmod.resolve(assemble_config(None, [], backbone=backbone), reg)
     torch.manual_seed(0)
-    return Encoder(build_backbone(reg, cfg, 3, size), cfg["train"]["representation_dim"]).eval()
+    return Encoder(build_backbone(reg, cfg, 3, size), cfg.train.representation_dim).eval()
 
 
 def main() -> None:
@@ -44,7 +45,7 @@ def main() -> None:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from astroclr.embed import embed_images, embed_to_npy
+    from astroclr.evaluate.embed import embed_images, embed_to_npy
 
     device = torch.device(args.device)
     cuda = device.type == "cuda"

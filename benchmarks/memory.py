@@ -5,7 +5,7 @@ once, then for each N trains a few steps in a fresh process and reports its peak
 (``VmHWM``). Training reads one batch at a time from the memory map, so the peak should
 not grow with N beyond the catalogue (a few bytes per galaxy).
 
-The cube is opened with ``astroclr.prepared.open_prepared`` when a prepared directory is
+The cube is opened with ``astroclr.data.prepared.open_prepared`` when a prepared directory is
 given (``--prepared DIR``); the synthetic cubes are opened as ``Galaxies`` around
 ``np.load(path, mmap_mode="r")``.
 
@@ -31,12 +31,14 @@ import json, resource, sys, tempfile, time
 from pathlib import Path
 import numpy as np, torch
 args = json.loads(sys.argv[1])
-from astroclr.data import Galaxies, SurveyInfo
+from astroclr.data.galaxies import Galaxies, SurveyInfo
 from astroclr import config as cfgmod
-from astroclr.plugins import get_registry
-from astroclr.runner import assemble_config, _build
-import astroclr.runner as runner
-from astroclr.train import fit, quiet_lightning
+from astroclr.plugin.registry import get_registry
+from astroclr.config import assemble_config
+from astroclr.session.build import build_training
+import astroclr.session.build as build
+from astroclr.train.devices import quiet_lightning
+from astroclr.train.trainer import fit
 
 def status(key):  # kB; VmHWM is this process's peak RSS (ru_maxrss survives exec from the parent)
     for line in open("/proc/self/status"):
@@ -47,7 +49,7 @@ def status(key):  # kB; VmHWM is this process's peak RSS (ru_maxrss survives exe
 quiet_lightning()
 before = status("VmHWM")
 if args["prepared"]:
-    from astroclr.prepared import open_prepared
+    from astroclr.data.prepared import open_prepared
     galaxies = open_prepared(args["prepared"])
 else:
     images = np.load(args["images"], mmap_mode="r")
@@ -55,16 +57,16 @@ else:
     from astropy.table import Table
     galaxies = Galaxies(images, Table({"id": np.arange(len(images))}), survey)
 opened = status("VmHWM")
-runner.load_dataset = lambda registry, cfg: galaxies
+build.load_dataset = lambda registry, cfg: galaxies
 sets = [f"train.accelerator={'gpu' if args['device'] == 'cuda' else 'cpu'}",
         f"train.max_steps={args['steps']}", "run.evaluators=[]", "train.checkpoint_every_n_steps=0",
         "train.time_budget=''"]
 cfg = cfgmod.resolve(assemble_config(None, sets, backbone="smallcnn",
                                      batch_size=args["batch_size"]), get_registry())
-_, model, _ = _build(get_registry(), cfg)
+_, model, _ = build_training(get_registry(), cfg)
 t0 = time.perf_counter()
 with tempfile.TemporaryDirectory() as tmp:
-    summary = fit(model, galaxies, cfg["train"], 0, Path(tmp), False, None)
+    summary = fit(model, galaxies, cfg.train, 0, Path(tmp), False, None)
 peak = status("VmHWM")
 print(json.dumps({"n": len(galaxies), "rss_after_import_mb": before / 1024,
                   "rss_anon_end_mb": status("RssAnon") / 1024, "rss_file_end_mb": status("RssFile") / 1024,

@@ -2,7 +2,7 @@
 
 Prepares synthetic SDSS-like datasets of 20,000 and 200,000 galaxies (3 bands, 64×64 raw
 cutouts → 2×2 binning → 32×32, per-image [0, 1]) with the real machinery
-(:func:`astroclr.prepared.write_prepared`: worker processes over chunks, memory-mapped output),
+(:func:`astroclr.data.prepared.write_prepared`: worker processes over chunks, memory-mapped output),
 then reads each back as training does (random batches of 256) and as embedding does (one
 sequential pass). Each step runs in its own subprocess so its peak memory is its own:
 
@@ -11,7 +11,7 @@ sequential pass). Each step runs in its own subprocess so its peak memory is its
 - ``anon``: peak anonymous memory (``RssAnon``), what the process really holds;
 - ``workers``: largest ``ru_maxrss`` among prepare's worker processes;
 - ``with release_pages``: peak VmRSS of a sequential pass that unmaps touched pages every 8
-  batches (:func:`astroclr.prepared.release_pages`).
+  batches (:func:`astroclr.data.prepared.release_pages`).
 
 Usage::
 
@@ -41,8 +41,8 @@ class SyntheticSource:
     def __init__(self, n: int) -> None:
         from astropy.table import Table
 
-        from astroclr.data import SurveyInfo
-        from astroclr.preprocess import Preprocessing
+        from astroclr.data.galaxies import SurveyInfo
+        from astroclr.data.preprocess import Preprocessing
 
         self.catalog = Table({"id": np.arange(n, dtype=np.int64),
                               "label": (np.arange(n) % 2).astype(np.int64)})
@@ -56,7 +56,7 @@ class SyntheticSource:
         self.fingerprint = {"synthetic": n}
 
     def read_chunk(self, start: int, stop: int):
-        from astroclr.prepared import ChunkResult
+        from astroclr.data.prepared import ChunkResult
 
         rng = np.random.default_rng(start)
         yy, xx = np.mgrid[0:64, 0:64].astype(np.float32)
@@ -87,7 +87,8 @@ def _anon_kb() -> int:
 
 
 def child_prepare(n: int, out: Path) -> dict:
-    from astroclr.prepared import PrepareSource, write_prepared
+    from astroclr.data.prepare import write_prepared
+    from astroclr.data.prepared import PrepareSource
 
     source = type("Synthetic", (SyntheticSource, PrepareSource), {})(n)
     t0 = time.perf_counter()
@@ -101,7 +102,7 @@ def child_prepare(n: int, out: Path) -> dict:
 
 
 def child_read(out: Path) -> dict:
-    from astroclr.prepared import open_prepared
+    from astroclr.data.prepared import open_prepared
 
     anon_peak = _anon_kb()
     g = open_prepared(out)
@@ -122,8 +123,8 @@ def child_read(out: Path) -> dict:
     t_seq = time.perf_counter() - t0
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     # A second sequential pass, unmapping touched pages every 8 batches: the RSS a loader that
-    # calls astroclr.prepared.release_pages would have (sampled VmRSS peak).
-    from astroclr.prepared import release_pages
+    # calls astroclr.data.prepared.release_pages would have (sampled VmRSS peak).
+    from astroclr.data.prepared import release_pages
 
     release_pages(g.images)
     rss_peak = _status_kb("VmRSS:")

@@ -5,7 +5,7 @@ loss with AdamW on batches of the same size, on synthetic 3-band images (``--siz
 
 - bound: forward + backward + optimiser step on one pre-made batch already on the device
   (both views are that batch): no data loading, no augmentation, no Lightning;
-- astroclr: ``astroclr.train.fit`` (Lightning Trainer, batch loader, checkpoints, logging),
+- astroclr: ``astroclr.train.trainer.fit`` (Lightning Trainer, batch loader, checkpoints, logging),
   once with ``augment.pipeline = []`` and once with the default pipeline; views/s from the
   steady-state images/s astroclr reports (first steps excluded);
 - lightly: lightly's ``SimCLRTransform`` per image (PIL) in ``DataLoader`` workers, the
@@ -28,7 +28,7 @@ import torch
 
 
 def synthetic_galaxies(n: int, size: int, seed: int = 0):
-    from astroclr.data import Galaxies, SurveyInfo
+    from astroclr.data.galaxies import Galaxies, SurveyInfo
 
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
@@ -43,8 +43,8 @@ def synthetic_galaxies(n: int, size: int, seed: int = 0):
 
 def config(args, pipeline):
     from astroclr import config as cfgmod
-    from astroclr.plugins import get_registry
-    from astroclr.runner import assemble_config
+    from astroclr.config import assemble_config
+    from astroclr.plugin.registry import get_registry
 
     sets = [f"train.accelerator={'gpu' if args.device == 'cuda' else 'cpu'}",
             f"train.max_steps={args.warmup + args.steps}", "train.epochs=1000",
@@ -57,21 +57,21 @@ def config(args, pipeline):
 
 
 def build_model(cfg, galaxies, with_augment: bool):
-    from astroclr.augment import build_pipeline
-    from astroclr.model import SimCLRModel
-    from astroclr.plugins import get_registry
-    from astroclr.runner import build_backbone
+    from astroclr.data.augment import build_pipeline
+    from astroclr.plugin.registry import get_registry
+    from astroclr.session.build import build_backbone
+    from astroclr.train.model import SimCLRModel
 
     reg = get_registry()
     torch.manual_seed(0)
-    pipe = build_pipeline(reg, galaxies.survey, cfg["augment"]["pipeline"],
-                          {k: v for k, v in cfg["augment"].items() if k != "pipeline"}
+    pipe = build_pipeline(reg, galaxies.survey, cfg.pipeline,
+                          cfg.augment_params
                           ) if with_augment else None
-    t = cfg["train"]
-    on_gpu = t["accelerator"] in ("gpu", "cuda")
+    t = cfg.train
+    on_gpu = t.on_gpu
     model = SimCLRModel(build_backbone(reg, cfg, 3, galaxies.image_size), pipe,
-                        t["representation_dim"], t["projection_hidden_dim"], t["projection_dim"],
-                        t["temperature"], t["lr"], t["weight_decay"], t["warmup_fraction"],
+                        t.representation_dim, t.projection_hidden_dim, t.projection_dim,
+                        t.temperature, t.lr, t.weight_decay, t.warmup_fraction,
                         channels_last=on_gpu)
     return model.to(memory_format=torch.channels_last) if on_gpu else model
 
@@ -113,12 +113,12 @@ def bound(args, cfg, galaxies) -> float:
 
 
 def astroclr_fit(args, galaxies, pipeline) -> float:
-    from astroclr.train import fit
+    from astroclr.train.trainer import fit
 
     cfg = config(args, pipeline)
     model = build_model(cfg, galaxies, with_augment=True)
     with tempfile.TemporaryDirectory() as tmp:
-        summary = fit(model, galaxies, cfg["train"], 0, Path(tmp), False, None)
+        summary = fit(model, galaxies, cfg.train, 0, Path(tmp), False, None)
     return 2 * summary["images_per_second"]
 
 
@@ -182,7 +182,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     from astroclr.config import DEFAULT_AUGMENT
-    from astroclr.train import quiet_lightning
+    from astroclr.train.devices import quiet_lightning
 
     quiet_lightning()
     galaxies = synthetic_galaxies(args.n, args.size)

@@ -43,6 +43,7 @@ def _command_tree():
 
     from astroclr import cli
 
+    cli.load_commands()
     cli._add_plugin_commands()
     root = typer.main.get_command(cli.app)
     ctx = click.Context(root, info_name="astroclr")
@@ -172,9 +173,9 @@ def params_table(params, extra_first=()) -> list[str]:
 
 def config_markdown() -> str:
     from astroclr import config as cfgmod
-    from astroclr.augment import P_PARAM
-    from astroclr.plugins import get_registry
-    from astroclr.specs import Param
+    from astroclr.data.augment import P_PARAM
+    from astroclr.plugin.registry import get_registry
+    from astroclr.plugin.specs import Param
 
     reg = get_registry()
     out = [HEADER, "# Configuration reference\n", CONFIG_INTRO]

@@ -13,7 +13,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 @pytest.fixture(scope="session")
 def registry():
-    from astroclr.plugins import get_registry
+    from astroclr.plugin.registry import get_registry
 
     return get_registry()
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from astroclr.augment import build_pipeline, resolve_augment_config
-from astroclr.data import SurveyInfo
-from astroclr.specs import ConfigError
+from astroclr.data.augment import build_pipeline, resolve_augment_config
+from astroclr.data.galaxies import SurveyInfo
+from astroclr.plugin.specs import ConfigError
 
 SIZE = 32
 

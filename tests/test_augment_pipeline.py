@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from astroclr.augment import build_pipeline, resolve_augment_config
-from astroclr.data import SurveyInfo
+from astroclr.data.augment import build_pipeline, resolve_augment_config
+from astroclr.data.galaxies import SurveyInfo
 
 ALL = ["crop_resize", "rotate_flip", "psf", "band_jitter", "noise", "cutout"]
 OPTIONAL = [n for n in ALL if n != "rotate_flip"]

@@ -1,13 +1,13 @@
-"""astroclr.preview.write_preview: a PNG grid with the expected panels and colour mapping."""
+"""astroclr.data.preview.write_preview: a PNG grid with the expected panels and colour mapping."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from astroclr.augment import resolve_augment_config
-from astroclr.data import Galaxies, SurveyInfo
-from astroclr.preview import _display, _rgb_order, write_preview
+from astroclr.data.augment import resolve_augment_config
+from astroclr.data.galaxies import Galaxies, SurveyInfo
+from astroclr.data.preview import _display, _rgb_order, write_preview
 
 
 def test_preview_of_the_embedded_sample(registry, sample_galaxies, tmp_path):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from astroclr.augment import build_pipeline, resolve_augment_config
-from astroclr.data import SurveyInfo
-from astroclr.specs import ConfigError
+from astroclr.data.augment import build_pipeline, resolve_augment_config
+from astroclr.data.galaxies import SurveyInfo
+from astroclr.plugin.specs import ConfigError
 
 SCALE = 0.2  # arcsec / px
 NATIVE = {"g": 0.6, "r": 0.5, "i": 0.4}  # arcsec: 3, 2.5, 2 px

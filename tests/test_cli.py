@@ -24,7 +24,7 @@ def test_help_lists_commands_without_importing_torch():
 def test_unknown_backbone_is_one_line_with_choices(tmp_path):
     res = astroclr("run", "--backbone", "resnet19", "--out", str(tmp_path / "r"))
     assert res.returncode == 2
-    lines = [l for l in res.stderr.strip().splitlines() if l.strip()]
+    lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and "unknown backbone 'resnet19'" in lines[0] and "resnet18" in lines[0]
     assert "Traceback" not in res.stderr
     assert not (tmp_path / "r").exists()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from astroclr import config as C
-from astroclr.plugins import PluginError
-from astroclr.runner import assemble_config
-from astroclr.specs import ConfigError
+from astroclr.config import assemble_config
+from astroclr.plugin.registry import PluginError
+from astroclr.plugin.specs import ConfigError
 
 
 def resolve(registry, *sets, **kw):
@@ -16,17 +16,17 @@ def resolve(registry, *sets, **kw):
 
 def test_defaults_resolve_with_plugin_defaults(registry):
     cfg = resolve(registry)
-    assert cfg["run"]["backbone"] == "resnet18"
-    assert cfg["train"]["representation_dim"] == 64
-    assert cfg["backbone"] == {"stem": "imagenet"}
-    assert cfg["dataset"]["bands"] == ["g", "r", "i"]
+    assert cfg.run.backbone == "resnet18"
+    assert cfg.train.representation_dim == 64
+    assert cfg.backbone == {"stem": "imagenet"}
+    assert cfg.dataset["bands"] == ["g", "r", "i"]
 
 
 def test_set_assignment_reaches_nested_tables(registry):
     cfg = resolve(registry, "train.temperature=0.5", "backbone.stem=conv3s1", "run.eval_seeds=[4]")
-    assert cfg["train"]["temperature"] == 0.5
-    assert cfg["backbone"]["stem"] == "conv3s1"
-    assert cfg["run"]["eval_seeds"] == [4]
+    assert cfg.train.temperature == 0.5
+    assert cfg.backbone["stem"] == "conv3s1"
+    assert cfg.run.eval_seeds == (4,)
 
 
 @pytest.mark.parametrize("assignment, message", [
@@ -79,7 +79,7 @@ def test_durations(text, seconds):
 @pytest.mark.parametrize("name", ["quick", "long", "gpu"])
 def test_shipped_presets_resolve(registry, name):
     cfg = C.resolve(assemble_config(None, (), name), registry)
-    assert cfg["train"]["time_budget"] or cfg["train"]["epochs"]
+    assert cfg.train.time_budget or cfg.train.epochs
 
 
 def test_unknown_preset_lists_available():
@@ -89,4 +89,30 @@ def test_unknown_preset_lists_available():
 
 def test_epochs_option_switches_a_time_budget_off(registry):
     cfg = C.resolve(assemble_config(None, (), "long", epochs=3), registry)
-    assert cfg["train"]["epochs"] == 3 and cfg["train"]["time_budget"] == ""
+    assert cfg.train.epochs == 3 and cfg.train.time_budget == ""
+
+
+def test_resolved_options_declare_exactly_the_core_parameters():
+    from dataclasses import fields
+
+    from astroclr.resolved import RunOptions, TrainOptions
+
+    assert [f.name for f in fields(RunOptions)] == [p.name for p in C.RUN_PARAMS]
+    train_fields = [f.name for f in fields(TrainOptions) if f.name != "budget_seconds"]
+    assert train_fields == [p.name for p in C.TRAIN_PARAMS]
+
+
+def test_derived_facts_are_worked_out_once(registry):
+    cfg = resolve(registry, "train.time_budget=2m", "train.accelerator=cpu", "train.devices=2")
+    assert cfg.train.budget_seconds == 120.0
+    assert cfg.train.device == "cpu" and not cfg.train.on_gpu
+    assert cfg.train.lightning_precision == "32-true"
+    assert cfg.train.distributed and cfg.train.device_spec == 2
+
+
+def test_resolved_config_is_frozen(registry):
+    import dataclasses
+
+    cfg = resolve(registry)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.train.lr = 1.0  # type: ignore[misc]

@@ -26,10 +26,11 @@ SCRIPT = textwrap.dedent('''
     import json, sys
     from pathlib import Path
     import lightning as L
-    import astroclr.train as T
+    import astroclr.train.trainer as T
     from astroclr import config as cfgmod
-    from astroclr.plugins import get_registry
-    from astroclr.runner import _build, assemble_config
+    from astroclr.plugin.registry import get_registry
+    from astroclr.config import assemble_config
+    from astroclr.session.build import build_training
 
     out, devices, batch, strategy = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
     sets = json.loads(sys.argv[5])
@@ -57,8 +58,8 @@ SCRIPT = textwrap.dedent('''
                          f"train.strategy={strategy!r}"], backbone="smallcnn", epochs=1,
                          batch_size=batch), reg)
     out.mkdir(parents=True, exist_ok=True)
-    galaxies, model, _ = _build(reg, cfg)
-    summary = T.fit(model, galaxies, cfg["train"], cfg["run"]["seed"], out, False, None)
+    galaxies, model, _ = build_training(reg, cfg)
+    summary = T.fit(model, galaxies, cfg.train, cfg.run.seed, out, False, None)
     (out / f"summary_rank{summary['global_rank']}.json").write_text(json.dumps(summary))
 ''')
 
@@ -143,19 +144,22 @@ def test_bad_distributed_options_are_one_line_errors(tmp_path, capsys, option, e
     assert not (out / "checkpoints").exists() and not (out / "model.pt").exists()
 
 
-def test_check_trainer_options_validates_without_training():
-    from astroclr.specs import AstroclrError
-    from astroclr.train import check_trainer_options
+def test_check_trainer_options_validates_without_training(registry):
+    from astroclr.config import assemble_config, resolve
+    from astroclr.plugin.specs import AstroclrError
+    from astroclr.train.devices import check_trainer_options
 
-    base = {"accelerator": "cpu", "devices": "1", "num_nodes": 1, "strategy": "auto",
-            "precision": "auto"}
-    check_trainer_options(base)
-    check_trainer_options({**base, "devices": "2", "strategy": "ddp"})
+    def train(**options):
+        sets = [f"train.{k}={v!r}" for k, v in {"accelerator": "cpu", **options}.items()]
+        return resolve(assemble_config(None, sets), registry).train
+
+    check_trainer_options(train())
+    check_trainer_options(train(devices="2", strategy="ddp"))
     with pytest.raises(AstroclrError, match="strategy=nope"):
-        check_trainer_options({**base, "strategy": "nope"})
+        check_trainer_options(train(strategy="nope"))
     with pytest.raises(AstroclrError):
-        check_trainer_options({**base, "accelerator": "gpu"} if not _has_gpu() else
-                              {**base, "accelerator": "gpu", "devices": "512"})
+        check_trainer_options(train(accelerator="gpu") if not _has_gpu() else
+                              train(accelerator="gpu", devices="512"))
 
 
 def _has_gpu() -> bool:

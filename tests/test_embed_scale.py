@@ -10,8 +10,8 @@ import pytest
 import torch
 from astropy.table import Table
 
-from astroclr.data import Galaxies, SurveyInfo
-from astroclr.embed import embed_images, embed_to_npy, embeddings_table, write_embeddings
+from astroclr.data.galaxies import Galaxies, SurveyInfo
+from astroclr.evaluate.embed import embed_images, embed_to_npy, embeddings_table, write_embeddings
 
 
 class _Net(torch.nn.Module):

@@ -84,8 +84,8 @@ def test_four_bands_through_dataset_and_augmentations(site, cutouts):
     """Through the plugin registry in a subprocess: the dataset, then each augmentation on it."""
     script = textwrap.dedent(f"""
         import torch
-        from astroclr.plugins import Registry
-        from astroclr.specs import validate_params
+        from astroclr.plugin.registry import Registry
+        from astroclr.plugin.specs import validate_params
 
         reg = Registry()
         ds = reg.get("dataset", "euclid")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-
-from astroclr.evaluate import EvalContext, run_evaluators
-from astroclr.specs import AstroclrError
 from test_eval_probe import informative, make_galaxies
+
+from astroclr.evaluate.context import EvalContext, run_evaluators
+from astroclr.plugin.specs import AstroclrError
 
 
 @pytest.fixture(autouse=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from astroclr.data import Galaxies, SurveyInfo
-from astroclr.evaluate import EvalContext
+from astroclr.data.galaxies import Galaxies, SurveyInfo
+from astroclr.evaluate.context import EvalContext
 from astroclr_evaluators.colours import central_colours, evaluate
 
 
@@ -37,7 +37,7 @@ def test_red_and_blue_galaxies_are_told_apart(tmp_path):
 
 
 def test_one_band_is_refused(tmp_path):
-    from astroclr.specs import AstroclrError
+    from astroclr.plugin.specs import AstroclrError
 
     survey = SurveyInfo.create("mono", ("r",), 0.4, {"r": 1.0})
     galaxies = Galaxies.from_arrays(np.zeros((10, 1, 8, 8), np.float32), survey,

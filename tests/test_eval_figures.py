@@ -1,13 +1,13 @@
-"""Evaluators that draw: label_efficiency, umap, similar (and astroclr.similar)."""
+"""Evaluators that draw: label_efficiency, umap, similar (and astroclr.evaluate.similar)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from astroclr.evaluate import EvalContext, EvalResult, run_evaluators
-from astroclr.specs import AstroclrError
 from test_eval_probe import informative, make_galaxies
+
+from astroclr.evaluate.context import EvalContext, EvalResult, run_evaluators
+from astroclr.plugin.specs import AstroclrError
 
 
 def _curve_result(name: str, model: str, label: str, values: dict[int, float]) -> EvalResult:
@@ -127,7 +127,7 @@ def _embeddings(tmp_path, ids, reps):
 
 
 def test_find_similar_cosine(tmp_path):
-    from astroclr.similar import find_similar
+    from astroclr.evaluate.similar import find_similar
 
     # Mean-free representations: centring leaves them unchanged, so plain cosines apply.
     reps = np.array([[1, 0], [10, 1], [0, 1], [-1, 0], [1, 1]], dtype=np.float32)
@@ -143,12 +143,12 @@ def test_find_similar_cosine(tmp_path):
     assert len(find_similar(tmp_path, "11", k=10)) == 4  # k capped
     with pytest.raises(AstroclrError, match=r"id 99 is not in .*embeddings.fits \(5 galaxies"):
         find_similar(tmp_path, 99)
-    with pytest.raises(AstroclrError, match="no embeddings.fits in"):
+    with pytest.raises(AstroclrError, match=r"nowhere.embeddings.fits does not exist"):
         find_similar(tmp_path / "nowhere", 11)
 
 
 def test_find_similar_ignores_a_common_offset(tmp_path):
-    from astroclr.similar import find_similar
+    from astroclr.evaluate.similar import find_similar
 
     rng = np.random.default_rng(0)
     reps = rng.normal(size=(20, 8)).astype(np.float32)
@@ -161,7 +161,7 @@ def test_find_similar_ignores_a_common_offset(tmp_path):
 
 
 def test_find_similar_string_ids(tmp_path):
-    from astroclr.similar import find_similar
+    from astroclr.evaluate.similar import find_similar
 
     _embeddings(tmp_path, np.array(["a", "b", "c"]), np.eye(3, dtype=np.float32) + 0.1)
     assert len(find_similar(tmp_path, "a", 2)) == 2
@@ -170,7 +170,7 @@ def test_find_similar_string_ids(tmp_path):
 
 
 def test_write_montage(tmp_path):
-    from astroclr.similar import write_montage
+    from astroclr.evaluate.similar import write_montage
 
     g = make_galaxies(n=30)
     _embeddings(tmp_path, g.ids, informative(g))

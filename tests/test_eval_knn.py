@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from astroclr.evaluate import EvalContext, run_evaluators
 from test_eval_probe import informative, make_galaxies
+
+from astroclr.evaluate.context import EvalContext, run_evaluators
 
 
 def test_knn_proba_by_hand():
@@ -95,7 +95,7 @@ def test_knn_monitor_logs_during_training(tmp_path):
 
 
 def test_knn_monitor_needs_two_classes():
-    from astroclr.specs import AstroclrError
+    from astroclr.plugin.specs import AstroclrError
     from astroclr_evaluators.knn import KNNMonitor
 
     with pytest.raises(AstroclrError, match="two label classes"):

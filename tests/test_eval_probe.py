@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from astroclr.data import Galaxies, SurveyInfo
-from astroclr.evaluate import EvalContext, run_evaluators
-from astroclr.specs import AstroclrError
+from astroclr.data.galaxies import Galaxies, SurveyInfo
+from astroclr.evaluate.context import EvalContext, run_evaluators
+from astroclr.plugin.specs import AstroclrError
 
 
 def make_galaxies(n: int = 240, n_classes: int = 2, unlabelled: int = 0, seed: int = 0,
@@ -153,7 +153,7 @@ def test_probe_on_real_sample(tmp_path, registry, sample_galaxies):
 
 
 def test_one_class_training_set_predicts_that_class():
-    from astroclr.splits import make_split
+    from astroclr.evaluate.splits import make_split
     from astroclr_evaluators.common import Task, linear_model
 
     labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
@@ -301,7 +301,7 @@ def test_untrained_needs_a_backbone(tmp_path, registry):
 
 
 def test_params_are_validated(registry):
-    from astroclr.evaluate import resolve_evaluator_params
+    from astroclr.evaluate.context import resolve_evaluator_params
 
     resolved = resolve_evaluator_params(registry, ["probe", "pca"], {"pca": {"fit_on": "train"}})
     assert resolved["probe"]["models"] == ["linear", "mlp"] and resolved["pca"]["fit_on"] == "train"

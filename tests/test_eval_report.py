@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from astroclr.evaluate import EvalResult
-from astroclr.report import markdown_to_html, to_jsonable, write_metrics, write_report
+from astroclr.evaluate.context import EvalResult
+from astroclr.session.report import markdown_to_html, to_jsonable, write_metrics, write_report
 
 
 def _png(path: Path) -> Path:
@@ -65,12 +65,12 @@ def test_metrics_json_has_every_number(tmp_path):
 
 def test_metrics_json_overwrites_atomically_and_keeps_old_on_failure(tmp_path, monkeypatch):
     write_metrics(tmp_path, {"title": "first"}, {})
-    import astroclr.report as report
+    import astroclr.files as files
 
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(report.os, "replace", boom)
+    monkeypatch.setattr(files.os, "replace", boom)
     with pytest.raises(OSError):
         write_metrics(tmp_path, {"title": "second"}, {})
     assert json.loads((tmp_path / "metrics.json").read_text())["summary"]["title"] == "first"
@@ -123,8 +123,8 @@ def test_markdown_to_html_escapes_and_tables(tmp_path):
 
 def test_report_of_real_evaluators(tmp_path, registry):
     """End to end on a tiny run: probe + pca results render into both files."""
-    from astroclr.data import Galaxies, SurveyInfo
-    from astroclr.evaluate import EvalContext, run_evaluators
+    from astroclr.data.galaxies import Galaxies, SurveyInfo
+    from astroclr.evaluate.context import EvalContext, run_evaluators
 
     rng = np.random.default_rng(0)
     labels = np.arange(80) % 2

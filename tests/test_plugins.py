@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from astroclr import hookimpl
-from astroclr.plugins import PluginError, Registry
-from astroclr.specs import BackboneSpec, Param
+from astroclr.plugin.registry import PluginError, Registry
+from astroclr.plugin.specs import BackboneSpec, Param
 
 
 def _make_distribution(root: Path, dist: str, module: str, source: str) -> Path:
@@ -37,7 +37,7 @@ def _make_distribution(root: Path, dist: str, module: str, source: str) -> Path:
 
 GOOD = """
     from astroclr import hookimpl
-    from astroclr.specs import BackboneSpec
+    from astroclr.plugin.specs import BackboneSpec
 
     def build(in_channels, image_size):
         import torch.nn as nn
@@ -83,7 +83,7 @@ def _astroclr(args: list[str], paths: list[Path], **env: str) -> subprocess.Comp
 def test_installed_plugin_is_listed_with_its_package_and_version(site):
     res = _astroclr(["plugins"], [site / "astroclr-tiny"])
     assert res.returncode == 0, res.stderr
-    line = next(l for l in res.stdout.splitlines() if "tinynet" in l)
+    line = next(ln for ln in res.stdout.splitlines() if "tinynet" in ln)
     assert "astroclr-tiny" in line and "1.2.3" in line
     assert "resnet18" in res.stdout  # built-ins come through the same group
 

@@ -1,4 +1,4 @@
-"""astroclr.prepared: writing (parallel, resumable, atomic), the skip report, reading back."""
+"""astroclr.data.prepared: writing (parallel, resumable, atomic), the skip report, reading back."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ import pytest
 from astropy.io import fits
 
 from astroclr import hookimpl
-from astroclr.prepared import open_prepared, prepare_dataset
-from astroclr.specs import AstroclrError, DatasetSpec, Param, validate_params
+from astroclr.data.prepare import prepare_dataset
+from astroclr.data.prepared import open_prepared
+from astroclr.plugin.specs import AstroclrError, DatasetSpec, Param, validate_params
 from astroclr_sdss.synthetic import cutout_header, gaussian_image
 
 N_GOOD = 37
@@ -124,9 +125,10 @@ SCRIPT = r'''
 import sys, time
 import numpy as np
 from astropy.table import Table
-from astroclr.data import SurveyInfo
-from astroclr.preprocess import Preprocessing
-from astroclr.prepared import ChunkResult, PrepareSource, write_prepared
+from astroclr.data.galaxies import SurveyInfo
+from astroclr.data.preprocess import Preprocessing
+from astroclr.data.prepare import write_prepared
+from astroclr.data.prepared import ChunkResult, PrepareSource
 
 class Slow(PrepareSource):
     def __init__(self, delay):
@@ -174,7 +176,7 @@ class _Toy:
     @hookimpl
     def astroclr_datasets(self):
         def load(n):
-            from astroclr.data import Galaxies, SurveyInfo
+            from astroclr.data.galaxies import Galaxies, SurveyInfo
 
             survey = SurveyInfo.create("toy", ["x", "y"], 1.0, {"x": 2.0, "y": 2.0})
             images = np.arange(n * 2 * 8 * 8, dtype=np.float32).reshape(n, 2, 8, 8)
@@ -185,7 +187,7 @@ class _Toy:
 
 
 def test_generic_dataset_without_prepare(tmp_path):
-    from astroclr.plugins import Registry
+    from astroclr.plugin.registry import Registry
 
     reg = Registry()
     with reg.registered(_Toy(), "toy"):
@@ -208,7 +210,7 @@ def test_sample_prepares_too(registry, tmp_path):
 
 
 def test_corrupt_or_foreign_directories(registry, tmp_path):
-    from astroclr.plugins import Registry
+    from astroclr.plugin.registry import Registry
 
     with pytest.raises(AstroclrError, match="no such directory"):
         open_prepared(tmp_path / "nothing")
@@ -240,7 +242,7 @@ def test_corrupt_or_foreign_directories(registry, tmp_path):
 
 def test_interrupted_finalising_completes_on_rerun(registry, cutouts, tmp_path, monkeypatch):
     """Killed between moving the files and moving meta.json: the rerun finishes, redoing nothing."""
-    import astroclr.prepared as prepared
+    import astroclr.data.prepare as prepare
 
     spec = registry.get("dataset", "sdss")
     out = tmp_path / "prep"
@@ -251,10 +253,10 @@ def test_interrupted_finalising_completes_on_rerun(registry, cutouts, tmp_path, 
             raise KeyboardInterrupt  # as if killed right here
         return real_replace(src, dst)
 
-    monkeypatch.setattr(prepared.os, "replace", failing_replace)
+    monkeypatch.setattr(prepare.os, "replace", failing_replace)
     with pytest.raises(KeyboardInterrupt):
         prepare_dataset(registry, "sdss", _params(spec, cutouts), out, workers=1, progress=False)
-    monkeypatch.setattr(prepared.os, "replace", real_replace)
+    monkeypatch.setattr(prepare.os, "replace", real_replace)
     assert (out / "images.npy").exists() and not (out / "meta.json").exists()
     with pytest.raises(AstroclrError, match="no meta.json"):
         open_prepared(out)

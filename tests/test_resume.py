@@ -19,8 +19,8 @@ import pytest
 import torch
 
 import astroclr
-from astroclr.runner import open_run
-from astroclr.specs import AstroclrError
+from astroclr.plugin.specs import AstroclrError
+from astroclr.session.rundir import open_run
 
 EPOCHS, BATCH, LIMIT = 3, 16, 128  # 8 steps per epoch, 24 in all
 TOTAL = EPOCHS * (LIMIT // BATCH)
@@ -130,7 +130,7 @@ def test_corrupt_checkpoint_is_one_line_error_and_left_intact(tmp_path, killed_r
 
 def test_checkpoint_with_pickled_code_is_refused(tmp_path):
     """Checkpoints are data: an object that would run code when unpickled is rejected."""
-    from astroclr.train import AtomicCheckpointIO
+    from astroclr.train.trainer import AtomicCheckpointIO
 
     path = tmp_path / "evil.ckpt"
     torch.save({"state_dict": {}, "loops": {}, "payload": _Evil()}, path)

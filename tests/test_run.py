@@ -9,7 +9,7 @@ import pytest
 from astropy.table import Table
 
 import astroclr
-from astroclr.specs import AstroclrError
+from astroclr.plugin.specs import AstroclrError
 
 TINY = dict(backbone="smallcnn", batch_size=32, max_steps=4, epochs=1, eval_seeds=[0],
             train_sizes=[50, 100])

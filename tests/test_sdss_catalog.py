@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from astroclr.specs import AstroclrError
+from astroclr.plugin.specs import AstroclrError
 from astroclr_sdss.catalog import CatalogOptions, parse_label_map, read_catalog
 
 

@@ -9,9 +9,15 @@ from pathlib import Path
 import pytest
 from astropy.table import Table
 
-from astroclr.specs import AstroclrError
-from astroclr_sdss.download import (DownloadError, FrameJob, download_frames, fetch, frame_jobs,
-                                    verify_fits)
+from astroclr.plugin.specs import AstroclrError
+from astroclr_sdss.download import (
+    DownloadError,
+    FrameJob,
+    download_frames,
+    fetch,
+    frame_jobs,
+    verify_fits,
+)
 from astroclr_sdss.synthetic import write_frames
 
 TEMPLATE = "{base_url}/{release}/{rerun}/{run}/{camcol}/frame-{band}-{run:06d}-{camcol}-{field:04d}.fits.bz2"
@@ -135,8 +141,8 @@ def test_download_with_faults_then_resume(server, tmp_path):
     again = download_frames(jobs, out, workers=2, retries=0, progress=False)
     assert again["present"] == 4 and again["downloaded"] == 0 and len(handler.log) == before
     # and the frames feed the frames input
-    from astroclr.plugins import Registry
-    from astroclr.specs import validate_params
+    from astroclr.plugin.registry import Registry
+    from astroclr.plugin.specs import validate_params
 
     cat.write(tmp_path / "cat.fits")
     spec = Registry().get("dataset", "sdss")
@@ -183,7 +189,7 @@ def test_a_leftover_truncated_part_is_not_complete(server, tmp_path):
 def test_cli_download(server, tmp_path):
     from typer.testing import CliRunner
 
-    from astroclr.plugins import Registry
+    from astroclr.plugin.registry import Registry
 
     handler, url = server
     cat = _publish(handler.root, fields=(213,), bands=("g", "r", "i"))

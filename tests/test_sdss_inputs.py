@@ -12,7 +12,7 @@ from astropy.io import fits
 from astropy.table import Table
 from PIL import Image
 
-from astroclr.specs import AstroclrError, validate_params
+from astroclr.plugin.specs import AstroclrError, validate_params
 from astroclr_sdss.synthetic import cutout_header, gaussian_image, write_frames
 
 DATA = Path(__file__).parent / "data"
@@ -22,7 +22,7 @@ REAL_RA, REAL_DEC = 190.907364, 17.933109
 
 @pytest.fixture(scope="module")
 def spec():
-    from astroclr.plugins import Registry
+    from astroclr.plugin.registry import Registry
 
     return Registry().get("dataset", "sdss")
 
@@ -38,7 +38,7 @@ def load(spec, **given):
 
 # -- sample ---------------------------------------------------------------------------------
 def test_sample_is_the_default_and_unchanged(spec):
-    from astroclr.preprocess import Preprocessing
+    from astroclr.data.preprocess import Preprocessing
     from astroclr_sdss.sample import load_raw_sample
 
     g = load(spec, limit=50)

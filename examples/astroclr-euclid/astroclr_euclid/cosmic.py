@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from astroclr.specs import ConfigError
+from astroclr.api import ConfigError
 
 if TYPE_CHECKING:
     import torch
 
-    from astroclr.data import SurveyInfo
+    from astroclr.api import SurveyInfo
 
 
 def build_cosmic_rays(survey: "SurveyInfo", rate: float, max_hits: int, length: Sequence[float],

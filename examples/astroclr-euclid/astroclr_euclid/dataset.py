@@ -1,4 +1,4 @@
-"""The ``euclid`` dataset: a folder of multi-extension FITS cutouts → :class:`astroclr.data.Galaxies`.
+"""The ``euclid`` dataset: a folder of multi-extension FITS cutouts → :class:`astroclr.api.Galaxies`.
 
 One file per galaxy (``*.fits``, ``*.fits.gz``), with one image extension per band named
 ``VIS``, ``NIR_Y``, ``NIR_J``, ``NIR_H`` (case-insensitive), each with its own WCS. Every band
@@ -23,10 +23,7 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS, FITSFixedWarning
 
-from astroclr.data import Galaxies, SurveyInfo
-from astroclr.preprocess import Preprocessing
-from astroclr.specs import AstroclrError
-
+from astroclr.api import AstroclrError, Galaxies, Preprocessing, SurveyInfo
 from astroclr_euclid.resample import resample, target_wcs
 from astroclr_euclid.survey import BANDS, GRIDS
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from astroclr import hookimpl
-from astroclr.specs import AugmentationSpec, CommandSpec, DatasetSpec, Param
-
+from astroclr.api import AugmentationSpec, CommandSpec, DatasetSpec, Param, hookimpl
 from astroclr_euclid.survey import BAND_NAMES, GRIDS
 
 DATASET_PARAMS = (

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from astropy.io import fits
-from astropy.wcs import WCS
-
-from astroclr.plugins import Registry
-from astroclr.specs import ConfigError
-
 from astroclr_euclid.resample import resample, target_wcs
 from astroclr_euclid.synthetic import band_wcs, write_sample
+from astropy.io import fits
+
+from astroclr.api import ConfigError, Registry
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,3 @@
+from astroclr.cli import main
+
+main()

@@ -1,0 +1,124 @@
+"""Commands that make or re-evaluate runs: run, evaluate, config, prepare."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from astroclr.cli.common import ConfigOpt, PresetOpt, SetOpt, app, friendly
+
+
+@app.command("run")
+@friendly
+def run_cmd(
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d",
+                                          help="Dataset plugin (default sdss: the embedded sample)."),
+    backbone: Optional[str] = typer.Option(None, "--backbone", "-b",
+                                           help="Backbone plugin, e.g. resnet18, smallcnn."),
+    config: Optional[Path] = ConfigOpt,
+    preset: Optional[str] = PresetOpt,
+    out: Optional[Path] = typer.Option(None, "--out", "-o",
+                                       help="Run directory (default runs/<time>_<dataset>_<backbone>)."),
+    epochs: Optional[int] = typer.Option(None, help="Passes over the dataset."),
+    time_budget: Optional[str] = typer.Option(None, "--time-budget",
+                                              help="Wall-clock training budget, e.g. 8m, 1h; "
+                                                   "the schedule is fitted to it."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per batch."),
+    seed: Optional[int] = typer.Option(None,
+                                       help="Seed for weights, data order, augmentations, splits."),
+    accelerator: Optional[str] = typer.Option(None, help="Lightning accelerator: auto, cpu, gpu."),
+    devices: Optional[str] = typer.Option(None, help="Lightning devices: a count, '0,1', or auto."),
+    strategy: Optional[str] = typer.Option(None, help="Lightning strategy: auto, ddp, ..."),
+    num_nodes: Optional[int] = typer.Option(None, "--num-nodes",
+                                            help="Nodes for distributed training."),
+    evaluators: Optional[str] = typer.Option(None,
+                                             help="Comma-separated evaluators to run after training."),
+    sets: Optional[List[str]] = SetOpt,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
+    resume: Optional[Path] = typer.Option(None, "--resume",
+                                          help="Continue an interrupted run directory."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Train SimCLR, embed every galaxy, evaluate, and write a report."""
+    from astroclr.session.runner import run
+
+    result = run(
+        config, out=out, overwrite=overwrite, resume=resume, progress=not quiet, sets=sets or (),
+        preset=preset,
+        dataset=dataset, backbone=backbone, epochs=epochs, time_budget=time_budget,
+        batch_size=batch_size, seed=seed, accelerator=accelerator, devices=devices,
+        strategy=strategy, num_nodes=num_nodes,
+        evaluators=[e.strip() for e in evaluators.split(",") if e.strip()] if evaluators else None,
+    )
+    typer.echo(f"run directory: {result.dir}")
+
+
+@app.command("evaluate")
+@friendly
+def evaluate_cmd(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    evaluator: Optional[List[str]] = typer.Option(None, "--evaluator", "-e",
+                                                  help="Evaluator to run (repeatable; default: the run's)."),
+    sets: Optional[List[str]] = SetOpt,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Re-run evaluators on an existing run, without retraining."""
+    from astroclr.session.runner import evaluate_run
+
+    result = evaluate_run(run_dir, evaluator or None, sets or (), progress=not quiet)
+    typer.echo(f"report: {result.dir / 'report.html'}")
+
+
+@app.command("config")
+@friendly
+def config_cmd(
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Dataset plugin."),
+    backbone: Optional[str] = typer.Option(None, "--backbone", "-b", help="Backbone plugin."),
+    config: Optional[Path] = ConfigOpt,
+    preset: Optional[str] = PresetOpt,
+    sets: Optional[List[str]] = SetOpt,
+    list_presets: bool = typer.Option(False, "--presets", help="List the shipped presets."),
+) -> None:
+    """Print the resolved configuration (every default filled in) as TOML."""
+    from astroclr import config as cfgmod
+    from astroclr.plugin.registry import get_registry
+
+    if list_presets:
+        for name, path in cfgmod.presets().items():
+            first = path.read_text().splitlines()[0].lstrip("# ").strip()
+            typer.echo(f"{name}\t{first}")
+        return
+    raw = cfgmod.assemble_config(config, sets or (), preset, dataset=dataset, backbone=backbone)
+    typer.echo(cfgmod.to_toml(cfgmod.resolve(raw, get_registry())), nl=False)
+
+
+@app.command("prepare")
+@friendly
+def prepare_cmd(
+    out: Path = typer.Option(..., "--out", "-o", help="Directory of the prepared dataset."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Dataset plugin."),
+    config: Optional[Path] = ConfigOpt,
+    sets: Optional[List[str]] = SetOpt,
+    workers: Optional[int] = typer.Option(None, help="Parallel workers (default: all cores)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Preprocess a dataset once into a memory-mapped prepared dataset (resumable)."""
+    from astroclr import config as cfgmod
+    from astroclr.data.prepare import prepare_dataset
+    from astroclr.plugin.registry import get_registry
+
+    registry = get_registry()
+    cfg = cfgmod.resolve(cfgmod.assemble_config(config, sets or (), dataset=dataset), registry)
+    summary = prepare_dataset(registry, cfg.run.dataset, cfg.dataset, out,
+                              workers=workers, progress=not quiet)
+    typer.echo(f"prepared {summary.get('kept')} galaxies into {out} "
+               f"({summary.get('galaxies_per_s', 0):,.0f} galaxies/s)")
+    skipped = summary.get("skipped") or {}
+    if skipped:
+        reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(skipped.items()))
+        typer.echo(f"skipped {summary.get('skipped_total', sum(skipped.values()))} ({reasons}); "
+                   f"details in {out / 'skipped.csv'}")
+    if summary.get("filled_pixels"):
+        typer.echo(f"filled {summary['filled_pixels']} non-finite pixels")

@@ -1,0 +1,98 @@
+"""Writing files safely: one atomic write (temporary file, fsync, rename) and one conversion
+to JSON-safe values, used by every part of astroclr that writes.
+
+A reader never sees half a file: a crash or Ctrl-C mid-write leaves the previous version (or
+nothing) in place, and two processes writing the same file never share a temporary name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import math
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is fsynced and renamed over ``path``.
+
+    For writers that want a file name (``torch.save``, ``Table.write``, Lightning's checkpoint
+    IO). On an exception the temporary file is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Unique per process and call: two writers of the same file never rename each other's file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial")
+    try:
+        yield tmp
+        with open(tmp, "rb") as fh:  # on disk before it replaces the previous version
+            os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write(path: str | Path, data: str | bytes) -> Path:
+    """Write ``data`` (text as UTF-8, or bytes) to ``path`` atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if isinstance(data, bytes):
+            tmp.write_bytes(data)
+        else:
+            tmp.write_text(data, encoding="utf-8")
+    return path
+
+
+def write_json(path: str | Path, data: Any, indent: int | None = 2) -> Path:
+    """Write ``data`` as JSON, atomically, after :func:`to_jsonable` (NaN becomes null)."""
+    text = json.dumps(to_jsonable(data), indent=indent, allow_nan=False)
+    return atomic_write(path, text + "\n")
+
+
+def read_json(path: str | Path, default: Any = None) -> Any:
+    """The JSON in ``path``, or ``default`` when it is missing or unreadable."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return default
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON types from numpy scalars/arrays, bytes, paths, tuples, sets, dataclasses and
+    astropy quantities; NaN and infinities become None."""
+    import dataclasses
+
+    import numpy as np
+
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_jsonable(dataclasses.asdict(value))
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return to_jsonable(value.item())
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (_dt.date, _dt.datetime)):
+        return value.isoformat()
+    if hasattr(value, "to_value") and hasattr(value, "unit"):  # astropy Quantity
+        return {"value": to_jsonable(value.value), "unit": str(value.unit)}
+    return str(value)

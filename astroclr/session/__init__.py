@@ -1,0 +1,1 @@
+"""One run: its directory, training → embedding → evaluation, resume, report and trained model."""

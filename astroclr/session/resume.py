@@ -1,0 +1,61 @@
+"""Continuing an interrupted run from its last checkpoint."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from astroclr import config as cfgmod
+from astroclr.plugin.specs import AstroclrError
+from astroclr.session.rundir import RunDir, open_run
+
+if TYPE_CHECKING:
+    from astroclr.plugin.registry import Registry
+    from astroclr.resolved import Config
+
+# Changing these would make the checkpoint meaningless for the run.
+_MUST_MATCH = (("run", "dataset"), ("run", "backbone"), ("run", "seed"), ("train", "batch_size"),
+               ("train", "representation_dim"), ("train", "projection_hidden_dim"),
+               ("train", "projection_dim"))
+
+
+def prepare_resume(rundir: RunDir, config: Any, sets: Sequence[str], overrides: Mapping[str, Any],
+                   registry: "Registry") -> tuple[RunDir, "Config", str | None]:
+    """Validate that ``rundir`` can be resumed with the given options.
+
+    Returns the run directory, its configuration and the checkpoint to continue from (None
+    when training never reached its first checkpoint: it starts again from step 0).
+    """
+    existing = open_run(rundir.path)
+    stored = existing.config
+    asked = cfgmod.assemble_config(config, sets, **overrides) if (config or sets or overrides) else {}
+    merged = cfgmod.merge(stored, asked)
+    for table, key in _MUST_MATCH:
+        before, after = stored.get(table, {}).get(key), merged.get(table, {}).get(key)
+        if before != after:
+            raise AstroclrError(f"cannot resume {rundir.path}: it was made with {table}.{key} = "
+                                f"{before!r}, not {after!r}")
+    cfg = cfgmod.resolve(merged, registry)
+    tables = cfg.tables()
+    if tables["dataset"] != cfgmod.resolve(stored, registry).tables()["dataset"] or \
+            tables["backbone"] != stored.get("backbone", {}):
+        raise AstroclrError(f"cannot resume {rundir.path}: its dataset or backbone parameters "
+                            f"differ from the ones given")
+    if existing.state.get("status") == "complete":
+        raise AstroclrError(f"run {rundir.path} is already complete; nothing to resume")
+    ckpt = rundir.last_checkpoint
+    if ckpt.is_file():
+        _check_checkpoint(ckpt)
+        return rundir, cfg, str(ckpt)
+    return rundir, cfg, None
+
+
+def _check_checkpoint(path: Any) -> None:
+    import torch
+
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise AstroclrError(f"checkpoint {path} is corrupt or incomplete ({type(exc).__name__}); "
+                            f"the run directory was left as it is") from exc
+    if "state_dict" not in data or "loops" not in data:
+        raise AstroclrError(f"checkpoint {path} is not a Lightning training checkpoint")

@@ -1,0 +1,274 @@
+"""The run directory: the one place that knows its layout, and every read and write of it.
+
+::
+
+    config.toml        the resolved configuration (reusable with --config)
+    run.json           status, versions, survey metadata, preprocessing, timings, skips
+    checkpoints/       last.ckpt, schedule.json, representations.npy (atomic writes)
+    model.pt           the trained encoder's weights (tensors only)
+    embeddings.fits    catalogue columns + representation vector per galaxy
+    metrics.json       every number in the report
+    skipped.csv        galaxies the dataset could not read, with the reason
+    figures/           evaluator figures
+    report.md, report.html
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+import numpy as np
+
+from astroclr.files import atomic_path, atomic_write, read_json, write_json
+from astroclr.plugin.specs import AstroclrError
+
+if TYPE_CHECKING:
+    import torch
+    from astropy.table import Table
+
+    from astroclr.data.galaxies import Galaxies
+
+
+class RunDir:
+    """Paths, reads and writes of one run directory (which need not exist yet)."""
+
+    CONFIG = "config.toml"
+    STATE = "run.json"
+    MODEL = "model.pt"
+    EMBEDDINGS = "embeddings.fits"
+    METRICS = "metrics.json"
+    REPORT_MD = "report.md"
+    REPORT_HTML = "report.html"
+    SKIPPED = "skipped.csv"
+    FILES = (CONFIG, STATE, MODEL, EMBEDDINGS, METRICS, REPORT_MD, REPORT_HTML, SKIPPED)
+    DIRS = ("checkpoints", "figures", "logs")
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    # -- paths ---------------------------------------------------------------------------------
+    @property
+    def config(self) -> Path:
+        return self.path / self.CONFIG
+
+    @property
+    def state(self) -> Path:
+        return self.path / self.STATE
+
+    @property
+    def model(self) -> Path:
+        return self.path / self.MODEL
+
+    @property
+    def embeddings(self) -> Path:
+        return self.path / self.EMBEDDINGS
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / self.METRICS
+
+    @property
+    def report_md(self) -> Path:
+        return self.path / self.REPORT_MD
+
+    @property
+    def report_html(self) -> Path:
+        return self.path / self.REPORT_HTML
+
+    @property
+    def skipped(self) -> Path:
+        return self.path / self.SKIPPED
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoints / "last.ckpt"
+
+    @property
+    def schedule(self) -> Path:
+        return self.checkpoints / "schedule.json"
+
+    @property
+    def representations(self) -> Path:
+        """The resumable, memory-mapped representations written while embedding."""
+        return self.checkpoints / "representations.npy"
+
+    @property
+    def figures(self) -> Path:
+        return self.path / "figures"
+
+    @property
+    def logs(self) -> Path:
+        return self.path / "logs"
+
+    def figure(self, stem: str, suffix: str = ".png") -> Path:
+        """A figure path inside ``figures/`` whatever ``stem`` holds (ids are data, not paths)."""
+        return self.figures / (safe_name(stem) + suffix)
+
+    # -- state ---------------------------------------------------------------------------------
+    def holds_run(self) -> bool:
+        """Whether anything a run writes is already here."""
+        return self.path.is_dir() and any((self.path / f).exists() for f in self.FILES + self.DIRS)
+
+    def require(self) -> "RunDir":
+        """This directory, or a one-line error when it is not a run directory."""
+        if not self.config.is_file() or not self.state.is_file():
+            raise AstroclrError(f"{self.path} is not an astroclr run directory (no "
+                                f"{self.CONFIG}/{self.STATE})")
+        return self
+
+    def clear(self) -> None:
+        """Remove what a previous run wrote (``--overwrite``); other files stay."""
+        for name in self.FILES:
+            (self.path / name).unlink(missing_ok=True)
+        for name in self.DIRS:
+            shutil.rmtree(self.path / name, ignore_errors=True)
+
+    def read_state(self) -> dict[str, Any]:
+        try:
+            import json
+
+            return json.loads(self.state.read_text())
+        except FileNotFoundError:
+            raise AstroclrError(f"{self.path} has no {self.STATE}") from None
+        except ValueError as exc:
+            raise AstroclrError(f"{self.state} is corrupt: {exc}") from None
+
+    def write_state(self, state: Mapping[str, Any]) -> None:
+        write_json(self.state, state)
+
+    def read_config(self) -> dict[str, Any]:
+        from astroclr.config import read_toml
+
+        return read_toml(self.config)
+
+    def write_config(self, cfg: Mapping[str, Any]) -> None:
+        from astroclr.config import to_toml
+
+        atomic_write(self.config, to_toml(cfg))
+
+    def read_metrics(self) -> dict[str, Any]:
+        return read_json(self.metrics, {})
+
+    def write_metrics(self, doc: Mapping[str, Any]) -> None:
+        write_json(self.metrics, doc)
+
+    # -- model ---------------------------------------------------------------------------------
+    def save_encoder(self, encoder: "torch.nn.Module") -> None:
+        import torch
+
+        with atomic_path(self.model) as tmp:
+            torch.save({k: v.detach().cpu() for k, v in encoder.state_dict().items()}, tmp)
+
+    def load_encoder_weights(self) -> dict[str, Any]:
+        import torch
+
+        if not self.model.is_file():
+            raise AstroclrError(f"run {self.path} has no trained model ({self.MODEL}); training "
+                                f"did not finish: resume it with astroclr run --resume {self.path}")
+        try:  # tensors only: a checkpoint never unpickles code
+            return torch.load(self.model, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise AstroclrError(f"{self.model} is corrupt: {type(exc).__name__}") from None
+
+    # -- embeddings ----------------------------------------------------------------------------
+    def write_embeddings(self, galaxies: "Galaxies", representations: np.ndarray) -> Path:
+        from astroclr.evaluate.embed import write_embeddings
+
+        return write_embeddings(self.embeddings, galaxies, representations)
+
+    def read_embeddings(self) -> "Table":
+        """The embeddings table, with ids as written (str ids come back as str, not bytes)."""
+        return read_embeddings_table(self.embeddings)
+
+    def embedding_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, representations)`` of the run; a one-line error when unusable."""
+        table = self.read_embeddings()
+        return np.asarray(table["id"]), np.asarray(table["representation"], dtype=np.float32)
+
+
+def read_embeddings_table(path: str | Path) -> "Table":
+    """An embeddings table (``astroclr embed`` or a run's) with its ``id`` and
+    ``representation`` columns checked, and byte-string columns decoded to str."""
+    from astropy.table import Table
+
+    path = Path(path)
+    if not path.is_file():
+        raise AstroclrError(f"{path} does not exist: train a run (astroclr run) or embed a "
+                            f"catalogue (astroclr embed) first")
+    try:
+        table = Table.read(path)
+    except Exception as exc:  # a truncated or foreign file: say which, not a FITS traceback
+        raise AstroclrError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
+    for col in ("id", "representation"):
+        if col not in table.colnames:
+            raise AstroclrError(f"{path} has no {col!r} column; columns: "
+                                f"{', '.join(table.colnames)}")
+    table.convert_bytestring_to_unicode()
+    reps = np.asarray(table["representation"])
+    if reps.ndim != 2 or len(reps) == 0:
+        raise AstroclrError(f"{path}: 'representation' must be (N, D), got shape {reps.shape}")
+    return table
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+
+
+def safe_name(text: Any, limit: int = 80) -> str:
+    """A file-name stem from any id: path separators, dots-only names and control characters
+    never survive, so a hostile id (``../x``, ``a/../../b``) cannot name a path elsewhere."""
+    stem = _UNSAFE.sub("_", str(text)).strip("._") or "_"
+    return stem[:limit]
+
+
+@dataclass
+class Run:
+    """A finished (or evaluated) run: its directory, resolved configuration and state."""
+
+    rundir: RunDir
+    config: dict[str, Any]
+    state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dir(self) -> Path:
+        return self.rundir.path
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.rundir.read_metrics()
+
+    @property
+    def report(self) -> Path:
+        return self.rundir.report_md
+
+    def embeddings(self) -> "Table":
+        """The embeddings table (id, labels, ``representation``)."""
+        return self.rundir.read_embeddings()
+
+    def galaxies(self) -> "Galaxies":
+        """The run's dataset, loaded again with the run's configuration."""
+        from astroclr.config import resolve
+        from astroclr.plugin.registry import get_registry
+        from astroclr.session.build import load_dataset
+
+        registry = get_registry()
+        return load_dataset(registry, resolve(self.config, registry))
+
+
+def open_run(run_dir: str | Path) -> Run:
+    """Open an existing run directory (a one-line error when it is not one)."""
+    rundir = RunDir(run_dir).require()
+    return Run(rundir, rundir.read_config(), rundir.read_state())

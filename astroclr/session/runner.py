@@ -1,0 +1,235 @@
+"""One run: configuration → training → embeddings → evaluation → report. The Python API's heart.
+
+The run directory's layout and every write to it belong to :class:`astroclr.session.rundir.RunDir`.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import numpy as np
+
+from astroclr import config as cfgmod
+from astroclr.plugin.specs import AstroclrError
+from astroclr.session.build import build_backbone, build_training, load_dataset
+from astroclr.session.rundir import Run, RunDir, open_run
+
+if TYPE_CHECKING:
+    from astroclr.data.galaxies import Galaxies
+    from astroclr.plugin.registry import Registry
+    from astroclr.resolved import Config
+
+
+def default_run_dir(cfg: "Config", root: str | Path = "runs") -> Path:
+    stamp = datetime.now().strftime("%Y-%m-%dT%H-%M-%S")
+    return Path(root) / f"{stamp}_{cfg.run.dataset}_{cfg.run.backbone}"
+
+
+def _versions(registry: "Registry") -> dict[str, str]:
+    out = {}
+    for part in registry.all_parts():
+        out.setdefault(part.package, part.version)
+    return out
+
+
+def run(
+    config: str | Path | Mapping[str, Any] | None = None,
+    *,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    resume: str | Path | None = None,
+    progress: bool = True,
+    sets: Sequence[str] = (),
+    preset: str | None = None,
+    **overrides: Any,
+) -> Run:
+    """Train SimCLR, embed every galaxy, run the evaluators and write the report.
+
+    ``config`` is a TOML path or a mapping of tables; ``preset`` names a shipped configuration
+    (``astroclr config --presets``); ``sets`` are ``"table.key=value"`` assignments; keyword
+    shortcuts set core options (``dataset="sdss"``, ``epochs=2``, ``time_budget="5m"``, ...).
+    ``out`` is the run directory (default ``runs/<time>_...``); an existing run there is refused
+    unless ``overwrite`` (replace it) or ``resume`` is given.
+
+    Everything is validated before anything is written; a failure leaves existing files intact.
+    """
+    from astroclr.plugin.registry import get_registry
+    from astroclr.train.launch import launched_rank
+
+    registry = get_registry()
+    # Lightning's ddp launcher and SLURM start this same call once per process: only the first
+    # process creates, checks and writes the run directory.
+    child = launched_rank() != 0
+    if resume is not None:
+        from astroclr.session.resume import prepare_resume
+
+        rundir, cfg, ckpt_path = prepare_resume(RunDir(resume), config, sets, overrides, registry)
+    else:
+        cfg = cfgmod.resolve(cfgmod.assemble_config(config, sets, preset, **overrides), registry)
+        if out is None and cfg.train.distributed:
+            raise AstroclrError("give --out for a run on several devices or nodes, so that every "
+                                "process writes to the same run directory")
+        rundir = RunDir(out if out is not None else default_run_dir(cfg))
+        ckpt_path = None
+        if rundir.path.exists() and not rundir.path.is_dir():
+            raise AstroclrError(f"output {rundir.path} exists and is not a directory")
+        if rundir.holds_run() and not overwrite and not child:
+            raise AstroclrError(f"output directory {rundir.path} already holds a run; choose "
+                                f"another --out, or pass --overwrite to replace it or --resume to "
+                                f"continue it")
+
+    galaxies, model, pipeline = build_training(registry, cfg)
+
+    if resume is None and not child:
+        if overwrite and rundir.path.exists():
+            rundir.clear()
+        rundir.path.mkdir(parents=True, exist_ok=True)
+        rundir.write_config(cfg)
+    state: dict[str, Any] = {}
+    if not child:
+        state = _initial_state(registry, cfg, galaxies) if resume is None else rundir.read_state()
+        state["status"] = "training"
+        rundir.write_state(state)
+
+    from astroclr.train.trainer import fit
+
+    summary = fit(model, galaxies, cfg.train, cfg.run.seed, rundir, progress, ckpt_path)
+    if child or summary["global_rank"] != 0:  # rank 0 alone embeds, evaluates and writes
+        return Run(rundir, cfg.tables(), state)
+    rundir.save_encoder(model.encoder)
+    state.update(status="trained", train=summary)
+    rundir.write_state(state)
+
+    representations = _embed_run(model.encoder, galaxies, cfg, progress, rundir)
+    rundir.write_embeddings(galaxies, representations)
+    state["status"] = "embedded"
+    rundir.write_state(state)
+
+    # A private in-memory copy: the memory map is read-only and evaluators may work in place.
+    return _evaluate(registry, cfg, rundir, galaxies, np.array(representations), pipeline, state,
+                     progress)
+
+
+def _initial_state(registry: "Registry", cfg: "Config", galaxies: "Galaxies") -> dict:
+    import astroclr
+
+    return {
+        "astroclr_version": astroclr.__version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "packages": _versions(registry),
+        "survey": galaxies.survey.to_dict(),
+        "preprocessing": galaxies.preprocessing.to_dict(),
+        "bands": list(galaxies.bands),
+        "image_size": galaxies.image_size,
+        "raw_size": galaxies.raw_size,
+        "n_galaxies": len(galaxies),
+        "label_names": list(galaxies.label_names) if galaxies.label_names else None,
+        "dataset": cfg.run.dataset,
+        "backbone": cfg.run.backbone,
+    }
+
+
+def _embed_run(module: Any, galaxies: "Galaxies", cfg: "Config", progress: bool,
+               rundir: RunDir) -> np.ndarray:
+    """Representations of every galaxy, streamed in chunks to a resumable memory-mapped file,
+    split across all GPUs when there are several."""
+    import torch
+
+    from astroclr.evaluate.embed import embed_to_npy
+    from astroclr.progress import step
+
+    device = cfg.train.device
+    n_gpu = torch.cuda.device_count() if device == "cuda" else 0
+    devices = [f"cuda:{i}" for i in range(n_gpu)] if n_gpu > 1 else None
+    with step("embedding", total=len(galaxies), enabled=progress) as advance:
+        return embed_to_npy(module, galaxies.images, rundir.representations,
+                            cfg.train.embed_batch_size, device, channels_last=device == "cuda",
+                            advance=advance, devices=devices)
+
+
+def _evaluate(registry: "Registry", cfg: "Config", rundir: RunDir, galaxies: "Galaxies",
+              representations: np.ndarray, pipeline: Any, state: dict, progress: bool) -> Run:
+    from astroclr.evaluate.context import EvalContext, run_evaluators
+    from astroclr.progress import console
+    from astroclr.session.report import write_metrics, write_report
+
+    device = cfg.train.device
+
+    def fresh_backbone() -> Any:
+        # Evaluators seed torch themselves before building (untrained's init_seed, cnn per seed).
+        return build_backbone(registry, cfg, len(galaxies.bands), galaxies.image_size)
+
+    def embed_with(module: Any) -> np.ndarray:
+        from astroclr.evaluate.embed import embed_images
+
+        return embed_images(module, galaxies.images, cfg.train.embed_batch_size, device)
+
+    r = cfg.run
+    context = EvalContext(galaxies=galaxies, representations=representations,
+                          figures_dir=rundir.figures, label_column=r.label_column,
+                          seeds=r.eval_seeds, train_sizes=r.train_sizes,
+                          test_fraction=r.test_fraction, build_backbone=fresh_backbone,
+                          embed_with=embed_with, augment=pipeline, device=device,
+                          config=cfg.tables())
+    start = time.perf_counter()
+    results = run_evaluators(registry, r.evaluators, cfg.evaluate, context,
+                             on_start=(lambda n: console.print(f"evaluating: {n}")) if progress
+                             else None)
+    state["evaluate_seconds"] = round(time.perf_counter() - start, 2)
+    state["status"] = "complete"
+    summary = _summary(cfg, state)
+    write_metrics(rundir, summary, results)
+    write_report(rundir, summary, results)
+    rundir.write_state(state)
+    if progress:
+        console.print(f"run complete: {rundir.report_html}")
+    return Run(rundir, cfg.tables(), state)
+
+
+def _summary(cfg: "Config", state: Mapping[str, Any]) -> dict[str, Any]:
+    train = state.get("train", {})
+    return {
+        "title": f"astroclr run: {cfg.run.dataset} / {cfg.run.backbone}",
+        "dataset": cfg.run.dataset,
+        "backbone": cfg.run.backbone,
+        "n_galaxies": state.get("n_galaxies"),
+        "bands": state.get("bands"),
+        "image_size": state.get("image_size"),
+        "epochs": train.get("epochs"),
+        "steps": train.get("steps"),
+        "train_seconds": train.get("train_seconds"),
+        "final_loss": train.get("final_loss"),
+        "images_per_second": train.get("images_per_second"),
+        "device": train.get("device"),
+        "evaluate_seconds": state.get("evaluate_seconds"),
+        "survey": state.get("survey"),
+        "config": cfg.tables(),
+    }
+
+
+def evaluate_run(run_dir: str | Path, evaluators: Sequence[str] | None = None,
+                 sets: Sequence[str] = (), progress: bool = True) -> Run:
+    """Re-run evaluators on an existing run's stored embeddings, without retraining."""
+    from astroclr.data.augment import pipeline_from_config
+    from astroclr.evaluate.similar import same_ids
+    from astroclr.plugin.registry import get_registry
+
+    registry = get_registry()
+    existing = open_run(run_dir)
+    raw = cfgmod.merge(existing.config, {"run": {"evaluators": list(evaluators)}} if evaluators else {})
+    for assignment in sets:
+        raw = cfgmod.merge(raw, cfgmod.parse_set(assignment))
+    if evaluators:  # parameters of evaluators no longer listed would be rejected as stray
+        raw["evaluate"] = {k: v for k, v in raw.get("evaluate", {}).items() if k in evaluators}
+    cfg = cfgmod.resolve(raw, registry)
+    ids, representations = existing.rundir.embedding_arrays()
+    galaxies = load_dataset(registry, cfg)
+    if not same_ids(ids, galaxies.ids):
+        raise AstroclrError(f"{existing.rundir.embeddings} does not match the dataset "
+                            f"{cfg.run.dataset!r} it was made from (ids differ)")
+    pipeline = pipeline_from_config(registry, galaxies.survey, cfg.augment)
+    return _evaluate(registry, cfg, existing.rundir, galaxies, representations, pipeline,
+                     dict(existing.state), progress)

@@ -1,0 +1,76 @@
+"""A trained encoder loaded from its run directory, with the preprocessing its run used."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from astroclr import config as cfgmod
+from astroclr.plugin.specs import AstroclrError
+from astroclr.session.build import build_backbone
+from astroclr.session.rundir import open_run
+
+
+class TrainedModel:
+    """A trained encoder with the preprocessing its run used.
+
+    ``embed(images)`` takes raw cutouts of the trained bands, (N, C, H, W) or (C, H, W), as the
+    dataset reads them (before binning and normalisation), and returns (N, D) representations.
+    """
+
+    def __init__(self, encoder: Any, bands: Sequence[str], preprocessing: Any, image_size: int,
+                 device: str = "cpu", batch_size: int = 512) -> None:
+        self.encoder = encoder.eval().to(device)
+        self.bands = tuple(bands)
+        self.preprocessing = preprocessing
+        self.image_size = image_size
+        self.device = device
+        self.batch_size = batch_size
+
+    def embed(self, images: Any) -> np.ndarray:
+        from astroclr.evaluate.embed import embed_images
+
+        if hasattr(images, "detach"):
+            images = images.detach().cpu().numpy()
+        x = np.asarray(images, dtype=np.float32)
+        if x.ndim == 3:
+            x = x[None]
+        if x.ndim != 4:
+            raise AstroclrError(f"embed: expected images (N, C, H, W), got shape {x.shape}")
+        if x.shape[1] != len(self.bands):
+            raise AstroclrError(f"embed: the model was trained on {len(self.bands)} bands "
+                                f"({', '.join(self.bands)}), got images with {x.shape[1]}")
+        x = self.preprocessing.apply(x)
+        if x.shape[-2:] != (self.image_size, self.image_size):
+            raise AstroclrError(
+                f"embed: after preprocessing (bin {self.preprocessing.bin}) the images are "
+                f"{x.shape[-2]}x{x.shape[-1]} px, but the model was trained on "
+                f"{self.image_size}x{self.image_size}")
+        return embed_images(self.encoder, x, self.batch_size, self.device)
+
+
+def load(run_dir: str | Path, device: str | None = None) -> TrainedModel:
+    """Load the trained encoder of a run directory for embedding new images."""
+    import torch
+
+    from astroclr.data.preprocess import Preprocessing
+    from astroclr.plugin.registry import get_registry
+    from astroclr.train.model import Encoder
+
+    existing = open_run(run_dir)
+    weights = existing.rundir.load_encoder_weights()
+    registry = get_registry()
+    cfg = cfgmod.resolve(existing.config, registry)
+    state = existing.state
+    backbone = build_backbone(registry, cfg, len(state["bands"]), state["image_size"])
+    encoder = Encoder(backbone, cfg.train.representation_dim)
+    try:
+        encoder.load_state_dict(weights)
+    except Exception as exc:
+        raise AstroclrError(f"{existing.rundir.model} does not match the run's backbone: "
+                            f"{' '.join(str(exc).split())[:200]}") from None
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return TrainedModel(encoder, state["bands"], Preprocessing(**state["preprocessing"]),
+                        state["image_size"], device, cfg.train.embed_batch_size)

@@ -1,0 +1,1 @@
+"""Training with Lightning: model, loader, schedule, devices, trainer, process launch."""

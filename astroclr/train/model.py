@@ -1,0 +1,238 @@
+"""The SimCLR Lightning module: backbone → representation → lightly projection head → NT-Xent.
+
+Two views of every galaxy are made inside ``training_step`` by the augmentation pipeline,
+on the whole batch, on the training device (after Lightning moved the batch there), from a
+seeded generator whose state is checkpointed, so a run and its resume are repeatable.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import lightning as L
+import torch
+from lightly.loss import NTXentLoss
+from lightly.models.modules import SimCLRProjectionHead
+from torch import nn
+
+if TYPE_CHECKING:
+    from astroclr.data.augment import Pipeline
+
+
+class Encoder(nn.Module):
+    """Backbone plus a linear map to the representation: (B, C, H, W) → (B, representation_dim).
+
+    This is what a trained run keeps: ``astroclr.load(run).embed`` runs exactly this module.
+    """
+
+    def __init__(self, backbone: nn.Module, representation_dim: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.representation = nn.Linear(int(backbone.num_features), representation_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.representation(self.backbone(x))
+
+
+class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """BatchNorm whose training statistics are taken over the batches of all processes.
+
+    ``torch.nn.SyncBatchNorm`` does the same on GPUs only; this one works with any backend
+    (gloo on CPU included): per-channel sums and sums of squares are all-reduced with autograd,
+    so gradients also flow through the global statistics. Outside training, or with a single
+    process, it is a plain BatchNorm; its state dict keys are BatchNorm's.
+    """
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() < 2:
+            raise ValueError(f"expected at least 2D input, got {x.dim()}D")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        if not (self.training and dist.is_available() and dist.is_initialized()
+                and dist.get_world_size() > 1):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        c = x.shape[1]
+        dims = [0] + list(range(2, x.dim()))
+        xf = x.float()
+        count = torch.full((1,), xf.numel() / c, dtype=torch.float32, device=x.device)
+        stats = all_reduce(torch.cat([xf.sum(dims), (xf * xf).sum(dims), count]))
+        n = stats[-1]
+        mean = stats[:c] / n
+        var = (stats[c:2 * c] / n - mean * mean).clamp_min(0.0)
+        if self.track_running_stats and self.running_mean is not None:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                m = self.momentum if self.momentum is not None else \
+                    1.0 / float(self.num_batches_tracked)
+                self.running_mean.mul_(1 - m).add_(m * mean.detach())
+                self.running_var.mul_(1 - m).add_(m * var.detach() * n / (n - 1).clamp_min(1))
+        shape = (1, c) + (1,) * (x.dim() - 2)
+        y = (xf - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y.to(x.dtype)
+
+
+def convert_global_batchnorm(module: nn.Module) -> nn.Module:
+    """Replace every BatchNorm layer of ``module`` by a GlobalBatchNorm sharing its tensors."""
+    out = module
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(
+            module, GlobalBatchNorm):
+        out = GlobalBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
+                              module.track_running_stats)
+        if module.affine:
+            out.weight, out.bias = module.weight, module.bias
+        out.running_mean, out.running_var = module.running_mean, module.running_var
+        out.num_batches_tracked = module.num_batches_tracked
+        out.train(module.training)
+    for name, child in module.named_children():
+        out.add_module(name, convert_global_batchnorm(child))
+    return out
+
+
+def warmup_cosine(step: int, total: int, warmup: int) -> float:
+    """Learning-rate factor: linear warm-up to 1, then cosine decay to 0 at ``total``."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class SimCLRModel(L.LightningModule):
+    """SimCLR on galaxy batches.
+
+    The batch is a float tensor (B, C, H, W). ``augment(x, generator)`` makes each view.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        augment: "Pipeline | None",
+        representation_dim: int = 64,
+        projection_hidden_dim: int = 512,
+        projection_dim: int = 128,
+        temperature: float = 0.2,
+        lr: float = 2e-3,
+        weight_decay: float = 1e-4,
+        warmup_fraction: float = 0.05,
+        seed: int = 0,
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__()
+        self.encoder = Encoder(backbone, representation_dim)
+        self.head = SimCLRProjectionHead(representation_dim, projection_hidden_dim, projection_dim)
+        # Negatives from every process: with DDP the effective batch is the global one.
+        self.criterion = NTXentLoss(temperature=temperature, gather_distributed=True)
+        self.augment = augment
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.warmup_fraction = warmup_fraction
+        self.seed = seed
+        self.use_channels_last = channels_last
+        # Optimiser steps of the whole run, for the learning-rate schedule; set by
+        # astroclr.train.trainer.fit (None: ask the trainer, which builds the data loader to count).
+        self.total_steps: int | None = None
+        self._generator: torch.Generator | None = None
+        # Generator states restored from a checkpoint: one per process of the saving run.
+        self._generator_states: list[torch.Tensor] | None = None
+
+    # -- views -------------------------------------------------------------------------------
+    def generator(self, device: torch.device) -> torch.Generator:
+        """The augmentation generator on ``device``: differs per process, fixed by the seed.
+
+        After a resume, each process continues its own stream from the checkpoint (the states
+        of every process are saved). If the number of processes changed, the streams of the new
+        processes are seeded from (seed, rank, step) instead: still reproducible, not identical.
+        """
+        if self._generator is None or self._generator.device != device:
+            gen = torch.Generator(device=device)
+            rank = self.global_rank
+            gen.manual_seed(self.seed * 1_000_003 + rank + 1)
+            states = self._generator_states
+            if states is not None:
+                if len(states) == self._world_size():
+                    gen.set_state(states[rank].to(torch.uint8).cpu())
+                else:
+                    gen.manual_seed((self.seed * 1_000_003 + rank + 1) * 7919 + self.global_step)
+                self._generator_states = None
+            self._generator = gen
+        return self._generator
+
+    def _world_size(self) -> int:
+        trainer = self._trainer
+        return int(trainer.world_size) if trainer is not None else 1
+
+    def views(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two independently augmented views of a batch (or the batch twice, with no pipeline)."""
+        if self.augment is None:
+            return x, x
+        gen = self.generator(x.device)
+        return self.augment(x, gen), self.augment(x, gen)
+
+    # -- training ----------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.use_channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.encoder(x)
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        v1, v2 = self.views(batch)
+        # One pass over both views: half the kernel launches, BatchNorm sees both.
+        z = self.head(self(torch.cat([v1, v2])))
+        z1, z2 = z.chunk(2)
+        loss = self.criterion(z1.float(), z2.float())
+        self.log("loss", loss, prog_bar=True, on_step=True, on_epoch=True,
+                 batch_size=batch.shape[0], sync_dist=False)
+        return loss
+
+    def configure_optimizers(self) -> Any:
+        opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        total = self.total_steps or int(self.trainer.estimated_stepping_batches)
+        total = max(1, int(total))
+        warmup = int(self.warmup_fraction * total)
+        # total_steps is read at every step: a time-budget run may refit it early in training.
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda step: warmup_cosine(step, max(1, int(self.total_steps or total)), warmup))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # -- checkpoint: augmentation randomness resumes where it stopped -------------------------
+    # Every process runs this (Lightning builds the checkpoint on all ranks, rank 0 writes it),
+    # so the states of all processes are gathered and saved.
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.augment is None:
+            return
+        state = self.generator(self.device).get_state()
+        if self._world_size() > 1:
+            gathered = self.all_gather(state.to(self.device))  # (world_size, n) on every rank
+            states = [s.cpu().clone() for s in gathered]
+        else:
+            states = [state]
+        checkpoint["astroclr_augment_rng"] = states
+        checkpoint["astroclr_torch_rng"] = torch.get_rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get("astroclr_augment_rng")
+        if isinstance(states, torch.Tensor):  # checkpoints written before per-process states
+            states = [states]
+        if states is not None:
+            self._generator_states = [s.cpu() for s in states]
+            self._generator = None
+        torch_state = checkpoint.get("astroclr_torch_rng")
+        if torch_state is not None:
+            torch.set_rng_state(torch_state.cpu())
+
+    # -- inference ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def embed_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """Representations of a batch in eval mode (restores the previous mode)."""
+        was_training = self.training
+        self.eval()
+        try:
+            return self(x.to(self.device)).float()
+        finally:
+            self.train(was_training)

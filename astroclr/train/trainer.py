@@ -1,0 +1,218 @@
+"""Training with Lightning: the trainer, atomic checkpoints, exact mid-epoch resume, ``fit``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import lightning as L
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.plugins.layer_sync import LayerSync
+
+from astroclr.files import atomic_path
+from astroclr.plugin.specs import AstroclrError
+from astroclr.progress import TrainingProgress
+from astroclr.train.devices import one_line, quiet_lightning, trainer_error
+from astroclr.train.launch import launched_rank
+from astroclr.train.loader import training_loader
+from astroclr.train.model import SimCLRModel, convert_global_batchnorm
+from astroclr.train.schedule import (
+    BudgetRefit,
+    Plan,
+    ScheduleSync,
+    apply_schedule,
+    plan_schedule,
+    refit_step,
+    stored_schedule,
+    write_schedule,
+)
+
+if TYPE_CHECKING:
+    from astroclr.data.galaxies import Galaxies
+    from astroclr.resolved import TrainOptions
+    from astroclr.session.rundir import RunDir
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file, then renames it into place.
+
+    A process killed mid-write leaves the previous checkpoint intact, never a truncated one.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any,
+                        storage_options: Any | None = None) -> None:
+        with atomic_path(path) as tmp:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+
+    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None
+                        ) -> dict[str, Any]:
+        # Lightning checkpoints hold plain tensors and containers: never unpickle objects.
+        try:
+            return torch.load(path, map_location=map_location or "cpu", weights_only=True)
+        except Exception as exc:
+            raise AstroclrError(f"checkpoint {path} is corrupt or incomplete: "
+                                f"{one_line(exc)}") from exc
+
+
+class LastCheckpoint(L.Callback):
+    """Keeps one resumable checkpoint, ``last.ckpt``: every N steps and at each epoch end.
+
+    One file rather than one per epoch: a ResNet checkpoint with optimiser state is ~100 MB.
+    """
+
+    def __init__(self, path: Path, every_n_steps: int) -> None:
+        self.path, self.every_n_steps = path, every_n_steps
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
+            trainer.save_checkpoint(self.path)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        trainer.save_checkpoint(self.path)
+
+
+def resume_position(trainer: L.Trainer, batches_per_epoch: int) -> tuple[int, int]:
+    """(epoch, batches already trained in it) from the trainer's restored loop progress.
+
+    Lightning restores its loop counters from the checkpoint before it asks for the training
+    loader, and iterates the loader it gets without re-shuffling for the resumed epoch, so the
+    loader must start at the right permutation and batch itself. The checkpoint may have been
+    written after a batch (mid-epoch, or the epoch's last one) or at the epoch's end.
+    """
+    fit_loop = trainer.fit_loop
+    epoch_started = fit_loop.epoch_progress.current.processed
+    epoch_done = fit_loop.epoch_progress.current.completed
+    done = fit_loop.epoch_loop.batch_progress.current.processed
+    if done <= 0:
+        return epoch_started, 0
+    if done >= batches_per_epoch:  # the epoch was finished: the next one starts afresh
+        return epoch_done + 1, 0
+    return epoch_started, done
+
+
+class ImageDataModule(L.LightningDataModule):
+    """Builds the training loader once the process's rank and world size are known.
+
+    When training resumes from a checkpoint, the loader continues the interrupted epoch's
+    permutation after the batches already trained, so the data order equals an uninterrupted
+    run's.
+    """
+
+    def __init__(self, images: Any, batch_size: int, seed: int) -> None:
+        super().__init__()
+        self.images, self.batch_size, self.seed = images, batch_size, seed
+
+    def train_dataloader(self) -> Any:
+        loader = training_loader(self.images, self.batch_size, self.seed,
+                                 rank=self.trainer.global_rank, world_size=self.trainer.world_size)
+        sampler = loader.sampler
+        epoch, start = resume_position(self.trainer, len(sampler))
+        sampler.set_epoch(epoch)
+        sampler.start_batch = start
+        return loader
+
+
+class GlobalBatchNormSync(LayerSync):
+    """Lightning's ``sync_batchnorm`` for every accelerator: torch's SyncBatchNorm (what
+    ``sync_batchnorm=True`` uses) refuses CPU tensors, so CPU (gloo) DDP runs would either fail
+    or normalise each process's share of the batch on its own."""
+
+    def apply(self, model: torch.nn.Module) -> torch.nn.Module:
+        return convert_global_batchnorm(model)
+
+    def revert(self, model: torch.nn.Module) -> torch.nn.Module:
+        return model  # GlobalBatchNorm is a plain BatchNorm outside distributed training
+
+
+def build_trainer(train: "TrainOptions", rundir: "RunDir", progress: TrainingProgress,
+                  max_seconds: float | None = None) -> L.Trainer:
+    """A Lightning trainer for ``train``'s devices, checkpointing into ``rundir``; its loop
+    limits are set once the schedule is planned (see :func:`apply_schedule`)."""
+    kwargs: dict[str, Any] = dict(
+        accelerator=train.lightning_accelerator,
+        devices=train.device_spec,
+        num_nodes=train.num_nodes,
+        strategy=train.strategy,
+        precision=train.lightning_precision,
+        max_epochs=1,
+        max_steps=-1,
+        callbacks=[progress, LastCheckpoint(rundir.last_checkpoint, train.checkpoint_every_n_steps)],
+        logger=CSVLogger(str(rundir.path), name=rundir.logs.name, version=""),
+        log_every_n_steps=5,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,  # ShuffledBatches shards by rank itself
+        # BatchNorm statistics over the global batch with several processes (on GPUs and on
+        # CPU alike); single-device strategies ignore it.
+        plugins=[AtomicCheckpointIO(), GlobalBatchNormSync()],
+        default_root_dir=str(rundir.path),
+        deterministic=False,
+        num_sanity_val_steps=0,
+    )
+    if max_seconds is not None:
+        kwargs["max_time"] = {"seconds": max_seconds}
+    try:
+        return L.Trainer(**kwargs)
+    except Exception as exc:  # ValueError, Lightning's MisconfigurationException, ...
+        raise trainer_error(train, exc) from None
+
+
+def fit(model: SimCLRModel, galaxies: "Galaxies", train: "TrainOptions", seed: int,
+        run_dir: "RunDir | Path", show_progress: bool = True, ckpt_path: str | None = None
+        ) -> dict[str, Any]:
+    """Train ``model`` on ``galaxies``; returns a summary (steps, seconds, loss, images/s)."""
+    from astroclr.session.rundir import RunDir
+
+    rundir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    if train.threads:
+        torch.set_num_threads(train.threads)
+    quiet_lightning()
+    started = time.perf_counter()
+    progress = TrainingProgress(enabled=show_progress)
+    budget = train.budget_seconds
+    # The schedule is set once the world size is known (it sets the steps per epoch).
+    trainer = build_trainer(train, rundir, progress,
+                            max_seconds=None if budget is None else budget * 1.15)
+    schedule = stored_schedule(rundir.schedule, train) if ckpt_path is not None else None
+    if schedule is None:
+        try:
+            device = trainer.strategy.root_device
+        except Exception:  # a strategy that knows its device only once launched
+            device = None
+        schedule = plan_schedule(train, len(galaxies), model, galaxies.images,
+                                 world_size=trainer.world_size, device=device)
+    writes = trainer.global_rank == 0 and launched_rank() == 0
+    plan = Plan(schedule, (lambda s: write_schedule(rundir.schedule, s, train)) if writes else None)
+    plan.replace(world_size=int(trainer.world_size))
+    apply_schedule(trainer, plan.current)
+    # The learning-rate schedule's length, known without asking Lightning: its
+    # estimated_stepping_batches would build the loader before the checkpoint is restored.
+    model.total_steps = plan.current.steps
+    trainer.callbacks.append(ScheduleSync(plan))
+    if budget is not None and ckpt_path is None:  # a fresh plan: plan_schedule timed it
+        trainer.callbacks.append(BudgetRefit(plan, started, at_step=refit_step(plan.current)))
+    data = ImageDataModule(galaxies.images, min(train.batch_size, len(galaxies)), seed)
+    start = time.perf_counter()
+    try:
+        trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
+    finally:
+        progress.close()
+    seconds = time.perf_counter() - start
+    if trainer.interrupted:
+        raise AstroclrError("training was interrupted; resume with: astroclr run --resume "
+                            f"{rundir.path}")
+    return {
+        "steps": int(trainer.global_step),
+        "epochs": int(trainer.current_epoch),
+        "planned": plan.current.to_dict(),
+        "train_seconds": round(seconds, 2),
+        "final_loss": progress.last_loss,
+        "images_per_second": progress.images_per_second,
+        "device": str(trainer.strategy.root_device),
+        "precision": str(trainer.precision),
+        "world_size": int(trainer.world_size),
+        "global_rank": int(trainer.global_rank),
+    }

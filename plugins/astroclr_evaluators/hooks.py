@@ -1,0 +1,107 @@
+"""Hook implementations of the built-in evaluators plugin.
+
+Each evaluator lives in its own module, imported only when it runs, so listing plugins stays
+instant (no scikit-learn, torch or umap import here).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable, Iterator
+
+from astroclr.api import EvaluatorSpec, Param, hookimpl
+
+_MODELS = Param("models", list, ["linear", "mlp"], "probe models: linear (logistic) and/or mlp",
+                item_type=str, choices=("linear", "mlp"))
+# Baselines default to the linear probe alone, the SimCLR row's headline probe.
+_LINEAR_MODELS = Param("models", list, ["linear"], "probe models: linear and/or mlp",
+                       item_type=str, choices=("linear", "mlp"))
+_HIDDEN = Param("hidden", list, [256], "hidden layer widths of the MLP probe", item_type=int,
+                low=1)
+_MAX_ITER = Param("max_iter", int, 200, "maximum epochs of the MLP probe", low=1)
+
+
+def _lazy(module: str, function: str = "evaluate") -> Callable[..., Any]:
+    """A callable that imports ``astroclr_evaluators.<module>`` on first use."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        mod = importlib.import_module(f"astroclr_evaluators.{module}")
+        return getattr(mod, function)(*args, **kwargs)
+
+    call.__name__ = f"{module}.{function}"
+    return call
+
+
+@hookimpl
+def astroclr_evaluators() -> Iterator[EvaluatorSpec]:
+    yield EvaluatorSpec(
+        "probe", "linear and MLP classifiers on the frozen representations (accuracy, ROC AUC, "
+        "... vs number of labels)", _lazy("probe"), params=(_MODELS, _HIDDEN, _MAX_ITER))
+    yield EvaluatorSpec(
+        "pca", "baseline: PCA of the pixels (fitted without test images) + the same probe",
+        _lazy("pca"),
+        params=(_MODELS,
+                Param("fit_on", str, "pool", "galaxies the PCA is fitted on: pool (all but the "
+                      "seed's test set) or train (the N training galaxies)",
+                      choices=("pool", "train")),
+                Param("max_fit", int, 10000, "at most this many galaxies to fit the PCA", low=2),
+                Param("components", int, 0, "number of components (0: the representation size)",
+                      low=0),
+                _HIDDEN, _MAX_ITER))
+    yield EvaluatorSpec(
+        "untrained", "baseline: the same probe on an untrained backbone's features",
+        _lazy("untrained"),
+        # Linear only by default: the row asks whether training beats random features under
+        # the SimCLR row's own linear probe; an MLP on 512 features is a slow extra.
+        params=(_LINEAR_MODELS, Param("init_seed", int, 0, "torch seed of the random weights"),
+                _HIDDEN, _MAX_ITER))
+    yield EvaluatorSpec(
+        "colours", "baseline: the galaxy's central colours alone + the same probe",
+        _lazy("colours"),
+        params=(Param("aperture", float, 0.25, "side of the central square, fraction of the "
+                      "image side", low=0.01, high=1.0),
+                _LINEAR_MODELS, _HIDDEN, _MAX_ITER))
+    yield EvaluatorSpec(
+        "knn", "k-nearest-neighbour (cosine) accuracy on the representations", _lazy("knn"),
+        params=(Param("k", int, 20, "number of neighbours (capped at N)", low=1),
+                Param("weights", str, "distance", "neighbour weights",
+                      choices=("uniform", "distance"))))
+    yield EvaluatorSpec(
+        "cnn", "baseline: the same backbone trained from scratch, supervised, on the same "
+        "labelled galaxies (slow on a CPU)", _lazy("cnn"),
+        params=(Param("sizes", list, [], "training sizes to run (empty: all of the run's "
+                      "train_sizes); capped at the training pool", item_type=int, low=1),
+                Param("epochs", int, 30, "passes over the N training galaxies", low=1),
+                Param("max_steps", int, 2000, "at most this many optimiser steps per model "
+                      "(0: no limit)", low=0),
+                Param("min_steps", int, 200, "at least this many steps (small N: more epochs)",
+                      low=0),
+                Param("lr", float, 1e-3, "AdamW learning rate", low=0.0),
+                Param("weight_decay", float, 1e-4, "AdamW weight decay", low=0.0),
+                Param("batch_size", int, 128, "batch size", low=1),
+                Param("augment", bool, True, "apply the run's augmentations to training batches")))
+    yield EvaluatorSpec(
+        "umap", "2-D UMAP of the representations coloured by label and catalogue columns",
+        _lazy("umap_plot"),
+        params=(Param("color_by", list, [], "catalogue columns to colour extra panels by",
+                      item_type=str),
+                Param("n_neighbors", int, 15, "UMAP n_neighbors", low=2),
+                Param("min_dist", float, 0.1, "UMAP min_dist", low=0.0, high=1.0),
+                Param("n_epochs", int, 200, "UMAP layout epochs", low=10),
+                Param("max_points", int, 20000, "embed at most this many galaxies (random)",
+                      low=10),
+                Param("seed", int, 0, "random seed (subsample and UMAP)")))
+    yield EvaluatorSpec(
+        "similar", "montages of the most similar galaxies (cosine) to a few examples",
+        _lazy("similar"),
+        params=(Param("k", int, 8, "neighbours per montage", low=1, high=64),
+                Param("examples", int, 4, "number of example galaxies", low=1, high=50),
+                Param("ids", list, [], "ids of the example galaxies (default: random, one per "
+                      "class first)", item_type=str),
+                Param("seed", int, 0, "random seed of the example choice")))
+    yield EvaluatorSpec(
+        "label_efficiency", "plot and table of balanced accuracy vs number of labels for the "
+        "classifier evaluators that ran before it; label-efficiency ratio",
+        _lazy("label_efficiency"),
+        params=(Param("metric", str, "balanced_accuracy", "metric plotted and compared",
+                      choices=("balanced_accuracy", "accuracy", "f1_macro", "roc_auc")),))

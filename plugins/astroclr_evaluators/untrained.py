@@ -1,0 +1,46 @@
+"""``untrained``: the "random network" row — the same probe on an untrained backbone's features.
+
+A randomly initialised convolutional network already gives features that separate galaxy
+types somewhat; SimCLR's training is only worth what it adds on top of this.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+from astroclr.api import AstroclrError
+from astroclr_evaluators.common import (
+    checked_features,
+    checked_labels,
+    evaluate_classifiers,
+    feature_models,
+    markdown_section,
+)
+
+if TYPE_CHECKING:
+    from astroclr.api import EvalContext, EvalResult
+
+
+def evaluate(context: "EvalContext", models: Sequence[str] = ("linear", "mlp"),
+             init_seed: int = 0, hidden: Sequence[int] = (256,),
+             max_iter: int = 200) -> "EvalResult":
+    from astroclr.api import EvalResult
+
+    if context.build_backbone is None or context.embed_with is None:
+        raise AstroclrError("evaluator 'untrained': needs build_backbone and embed_with in the "
+                            "evaluation context (run it from a training run)")
+    checked_labels(context, "untrained")  # fail on labels before spending time on embedding
+    import torch
+
+    torch.manual_seed(init_seed)  # the same "random network" every time
+    backbone = context.build_backbone()
+    features = checked_features(context.embed_with(backbone), context, "untrained",
+                                "untrained-backbone features")
+    built, names = feature_models(features, models, "untrained backbone", hidden=hidden,
+                                  max_iter=max_iter)
+    metrics = evaluate_classifiers(context, "untrained", built, names)
+    metrics["feature_dim"] = int(features.shape[1])
+    metrics["init_seed"] = init_seed
+    intro = (f"Baseline: the same probe on the {features.shape[1]} features of an untrained "
+             f"backbone of the run's kind (random weights, torch seed {init_seed}).")
+    return EvalResult(metrics=metrics, markdown=markdown_section(metrics, intro))
