@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from astroclr.plugin.hookspecs import hookimpl
 from astroclr.plugin.specs import AstroclrError, ConfigError
+from astroclr.version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["run", "load", "hookimpl", "AstroclrError", "ConfigError", "__version__"]
 
 if TYPE_CHECKING:

@@ -181,15 +181,26 @@ def resolve(raw: Mapping[str, Any] | Config, registry: "Registry") -> Config:
     }
     budget = parse_duration(out["train"]["time_budget"])
     dataset = registry.get("dataset", out["run"]["dataset"])
-    out["dataset"] = validate_params(dataset.params, cfg["dataset"], "dataset")
+    out["dataset"] = validate_params(dataset.all_params, cfg["dataset"], "dataset")
     backbone = registry.get("backbone", out["run"]["backbone"])
     out["backbone"] = validate_params(backbone.params, cfg["backbone"], "backbone")
-    names, aug_params = resolve_augment_config(registry, cfg["augment"])
+    names, aug_params = resolve_augment_config(registry, _with_suggestions(cfg["augment"], dataset))
     out["augment"] = {"pipeline": names, **aug_params}
     out["evaluate"] = resolve_evaluator_params(registry, out["run"]["evaluators"], cfg["evaluate"])
     if not out["run"]["eval_seeds"]:
         raise ConfigError("run.eval_seeds: give at least one seed")
     return Config.from_tables(out, budget)
+
+
+def _with_suggestions(augment: Mapping[str, Any], dataset: Any) -> dict[str, Any]:
+    """The ``[augment]`` table with the dataset's suggested parameters under the user's own
+    (a PSF range in arcsec that suits its pixel scale, say), for augmentations in the pipeline."""
+    out = copy.deepcopy(dict(augment))
+    for name in out.get("pipeline", []):
+        suggested = dataset.suggested.get(name)
+        if suggested and isinstance(out.get(name, {}), Mapping):
+            out[name] = merge(dict(suggested), out.get(name, {}))
+    return out
 
 
 #: keyword arguments of run() that set a core option, e.g. run(epochs=2, batch_size=64)

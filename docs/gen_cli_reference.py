@@ -188,7 +188,11 @@ def config_markdown() -> str:
             "The parameters of the dataset chosen by `run.dataset`. Built-in datasets:\n"]
     for name, part in sorted(reg.parts("dataset").items()):
         out += [f"### `dataset = \"{name}\"` ({part.package})\n", _sentence(part.spec.description) + "\n"]
-        out += params_table(part.spec.params)
+        out += params_table(part.spec.all_params)
+        if part.spec.suggested:
+            shown = "; ".join(f"`augment.{a}.{k} = {v!r}`" for a, ps in part.spec.suggested.items()
+                              for k, v in ps.items())
+            out += [f"Suggested augmentation parameters (applied unless you set them): {shown}.\n"]
     out += ["## `[backbone]`\n",
             "The parameters of the backbone chosen by `run.backbone`. Built-in backbones:\n"]
     for name, part in sorted(reg.parts("backbone").items()):

@@ -89,7 +89,7 @@ def test_four_bands_through_dataset_and_augmentations(site, cutouts):
 
         reg = Registry()
         ds = reg.get("dataset", "euclid")
-        g = ds.load(**validate_params(ds.params, {{"path": "{cutouts}", "size": 24}}, "dataset"))
+        g = ds.load(**validate_params(ds.all_params, {{"path": "{cutouts}", "size": 24}}, "dataset"))
         assert g.bands == {tuple(BANDS)!r}, g.bands
         assert g.images.shape == (24, 4, 24, 24), g.images.shape
         x = torch.from_numpy(g.images[:8].copy())

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from astroclr.api import central_colours
 from astroclr.data.galaxies import Galaxies, SurveyInfo
 from astroclr.evaluate.context import EvalContext
-from astroclr_evaluators.colours import central_colours, evaluate
+from astroclr_evaluators.colours import evaluate
 
 
 def test_colour_of_a_flat_source_is_the_magnitude_difference():

@@ -17,7 +17,8 @@ def _curve_result(name: str, model: str, label: str, values: dict[int, float]) -
                for n, v in values.items()}
     return EvalResult(metrics={"kind": "classifier", "majority_baseline": {
         "mean": {"balanced_accuracy": 0.5}}, "models": {model: {"label": label,
-                                                               "by_size": by_size}}})
+                                                               "by_size": by_size}}},
+                      kind="classifier")
 
 
 def _ctx(tmp_path, results):

@@ -46,7 +46,7 @@ def context(galaxies, reps, tmp_path, **kw) -> EvalContext:
 def test_metrics_match_hand_computed_and_sklearn():
     from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
-    from astroclr_evaluators.common import classification_metrics
+    from astroclr.api import classification_metrics
 
     y = np.array([0, 0, 0, 1, 1, 1])
     p1 = np.array([0.1, 0.6, 0.2, 0.7, 0.4, 0.9])  # predicted: 0 1 0 1 0 1
@@ -68,7 +68,7 @@ def test_metrics_match_hand_computed_and_sklearn():
 def test_metrics_multiclass_one_vs_rest():
     from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
-    from astroclr_evaluators.common import classification_metrics
+    from astroclr.api import classification_metrics
 
     rng = np.random.default_rng(3)
     y = np.repeat([0, 1, 2], 10)
@@ -83,14 +83,14 @@ def test_metrics_multiclass_one_vs_rest():
 
 
 def test_auc_undefined_with_one_class_in_test():
-    from astroclr_evaluators.common import classification_metrics
+    from astroclr.api import classification_metrics
 
     m = classification_metrics(np.array([1, 1]), np.array([[0.2, 0.8], [0.6, 0.4]]), [0, 1])
     assert np.isnan(m["roc_auc"]) and m["accuracy"] == 0.5
 
 
 def test_mean_std_over_seeds():
-    from astroclr_evaluators.common import mean_std
+    from astroclr.api import mean_std
 
     assert mean_std([1.0, 2.0, 3.0]) == pytest.approx((2.0, 1.0))
     assert mean_std([0.5]) == (0.5, 0.0)
@@ -153,8 +153,8 @@ def test_probe_on_real_sample(tmp_path, registry, sample_galaxies):
 
 
 def test_one_class_training_set_predicts_that_class():
+    from astroclr.api import Task, linear_model
     from astroclr.evaluate.splits import make_split
-    from astroclr_evaluators.common import Task, linear_model
 
     labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
     split = make_split(labels, 0, 0.25)
@@ -169,7 +169,7 @@ def test_one_class_training_set_predicts_that_class():
 def test_probe_pca_untrained_see_identical_splits(tmp_path, registry):
     import torch
 
-    from astroclr_evaluators.common import ids_digest
+    from astroclr.api import ids_digest
 
     g = make_galaxies(n=200)
 
@@ -183,7 +183,7 @@ def test_probe_pca_untrained_see_identical_splits(tmp_path, registry):
     ctx = context(g, informative(g), tmp_path, seeds=(0, 1), build_backbone=build,
                   embed_with=embed)
     seen: dict[str, list] = {}
-    import astroclr_evaluators.common as common
+    import astroclr.evaluate.classifiers as common
 
     original = common.evaluate_classifiers
 
@@ -218,13 +218,13 @@ def test_probe_pca_untrained_see_identical_splits(tmp_path, registry):
 def test_pca_never_fitted_on_test_images(tmp_path, registry, monkeypatch, fit_on):
     """Record the rows each PCA fit saw: exactly 'all but the seed's test set' (or the N
     training galaxies), never a test image."""
-    import astroclr_evaluators.pca as pca
+    import astroclr.evaluate.baselines as pca
 
     g = make_galaxies(n=160, unlabelled=10)
     ctx = context(g, informative(g, dim=6), tmp_path, seeds=(0, 1), train_sizes=(30, 1000))
     fitted: list[np.ndarray] = []
-    original = pca._fit_pca
-    monkeypatch.setattr(pca, "_fit_pca", lambda X, n, seed: fitted.append(X.copy())
+    original = pca.fit_pca
+    monkeypatch.setattr(pca, "fit_pca", lambda X, n, seed: fitted.append(X.copy())
                         or original(X, n, seed))
     m = run_evaluators(registry, ["pca"], {"pca": {"models": ["linear"], "fit_on": fit_on}},
                        ctx)["pca"].metrics

@@ -50,7 +50,7 @@ def cutouts(tmp_path_factory):
 
 
 def _params(spec, folder, **more):
-    return validate_params(spec.params, {"input": "fits_cutouts", "path": str(folder),
+    return validate_params(spec.all_params, {"input": "fits_cutouts", "path": str(folder),
                                          "catalog": str(folder.parent / "cat.csv"), "z_column": "z",
                                          "z_max": 0.15, "chunk_size": 8, **more}, "dataset.sdss")
 
@@ -84,7 +84,7 @@ def test_prepare_parallel_roundtrip_and_skip_report(registry, cutouts, tmp_path)
     again = prepare_dataset(registry, "sdss", _params(spec, cutouts), out, progress=False)
     assert again["already_complete"] and again["kept"] == N_GOOD
     # and as a dataset input
-    p = validate_params(spec.params, {"input": "prepared", "path": str(out), "limit": 5}, "d")
+    p = validate_params(spec.all_params, {"input": "prepared", "path": str(out), "limit": 5}, "d")
     small = spec.load(**p)
     assert len(small) == 5 and isinstance(small.images, np.memmap)
 
@@ -204,7 +204,7 @@ def test_sample_prepares_too(registry, tmp_path):
     s = prepare_dataset(registry, "sdss", {"limit": 30}, tmp_path / "s", progress=False)
     assert s["kept"] == 30
     g = open_prepared(tmp_path / "s")
-    ref = spec.load(**validate_params(spec.params, {"limit": 30}, "d"))
+    ref = spec.load(**validate_params(spec.all_params, {"limit": 30}, "d"))
     np.testing.assert_array_equal(np.asarray(g.images), ref.images)
     assert g.label_names == ("early", "late")
 

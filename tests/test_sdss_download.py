@@ -146,7 +146,7 @@ def test_download_with_faults_then_resume(server, tmp_path):
 
     cat.write(tmp_path / "cat.fits")
     spec = Registry().get("dataset", "sdss")
-    g = spec.load(**validate_params(spec.params, {
+    g = spec.load(**validate_params(spec.all_params, {
         "input": "frames", "path": str(out), "catalog": str(tmp_path / "cat.fits"),
         "id_column": "objid", "bands": ["g", "r"], "size": 32}, "d"))
     assert len(g) == 4

@@ -28,7 +28,7 @@ def spec():
 
 
 def load(spec, **given):
-    params = validate_params(spec.params, given, "dataset.sdss")
+    params = validate_params(spec.all_params, given, "dataset.sdss")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         galaxies = spec.load(**params)

@@ -68,7 +68,7 @@ def evaluate_cmd(
     from astroclr.session.runner import evaluate_run
 
     result = evaluate_run(run_dir, evaluator or None, sets or (), progress=not quiet)
-    typer.echo(f"report: {result.dir / 'report.html'}")
+    typer.echo(f"report: {result.rundir.report_html}")
 
 
 @app.command("config")

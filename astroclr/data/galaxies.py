@@ -169,7 +169,9 @@ class Galaxies:
 
     @property
     def ids(self) -> np.ndarray:
-        return np.asarray(self.catalog["id"])
+        """The ``id`` column; string ids as str (FITS tables read them back as bytes)."""
+        ids = np.asarray(self.catalog["id"])
+        return ids.astype(str) if ids.dtype.kind == "S" else ids
 
     def labels(self, column: str = "label") -> np.ndarray:
         """Integer labels with ``-1`` for unlabelled galaxies; a missing column is an error."""
@@ -182,6 +184,19 @@ class Galaxies:
         if not np.issubdtype(values.dtype, np.integer):
             raise AstroclrError(f"label column {column!r} must hold integers, got {values.dtype}")
         return values.astype(np.int64)
+
+    def values(self, column: str) -> np.ndarray:
+        """A continuous target (float64) with NaN where it is missing; a missing or
+        non-numeric column is an error."""
+        if column not in self.catalog.colnames:
+            cols = ", ".join(self.catalog.colnames)
+            raise AstroclrError(f"dataset {self.survey.name!r} has no column {column!r}; "
+                                f"columns: {cols}")
+        col = self.catalog[column]
+        if col.dtype.kind not in "iuf":
+            raise AstroclrError(f"column {column!r} must hold numbers, got {col.dtype}")
+        values = col.filled(np.nan) if hasattr(col, "filled") and col.dtype.kind == "f" else col
+        return np.asarray(values, dtype=np.float64)
 
     def batches(self, batch_size: int) -> Iterator[tuple[int, np.ndarray]]:
         """Iterate over (start, images) in order, reading a memory-mapped cube one batch at a time."""

@@ -51,7 +51,7 @@ def prepare_dataset(
     ``max_chunks`` stops after that many new chunks (an incremental run; a rerun continues).
     """
     spec = registry.get("dataset", dataset_name)
-    resolved = validate_params(spec.params, dict(params), f"dataset.{dataset_name}")
+    resolved = validate_params(spec.all_params, dict(params), f"dataset.{dataset_name}")
     out_dir = Path(out_dir)
     if spec.prepare is not None:
         extra = {"workers": workers, "progress": progress, "max_chunks": max_chunks}

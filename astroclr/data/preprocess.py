@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from astroclr.plugin.specs import AstroclrError
+from astroclr.plugin.specs import PREPROCESSING_DEFAULTS, AstroclrError
 
 
 @dataclass(frozen=True)
@@ -26,10 +26,10 @@ class Preprocessing:
     Non-finite pixels are replaced by the image's lowest finite value before anything else.
     """
 
-    bin: int = 2
-    stretch: str = "linear"
-    softening: float = 1.0
-    normalize: str = "minmax"
+    bin: int = PREPROCESSING_DEFAULTS["bin"]
+    stretch: str = PREPROCESSING_DEFAULTS["stretch"]
+    softening: float = PREPROCESSING_DEFAULTS["softening"]
+    normalize: str = PREPROCESSING_DEFAULTS["normalize"]
 
     def __post_init__(self) -> None:
         if self.bin < 1:

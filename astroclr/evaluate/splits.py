@@ -1,8 +1,11 @@
 """Labelled train/test splits shared by every evaluator.
 
 The probe, the supervised CNN and PCA must see exactly the same training and test galaxies, so
-the split is made once here, from the labels and a seed, and handed to each evaluator.
-Training sets of growing size are nested: the first N of one seeded permutation of the pool.
+the split is made once here, from the target and a seed, and handed to each evaluator. A
+classification target (integer classes, -1 = none) is stratified by class; a continuous
+target (floats, NaN = none) by quantile bins, so both ends of, say, a redshift distribution
+are in the test set. Training sets of growing size are nested: the first N of one seeded
+permutation of the pool.
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from astroclr.plugin.specs import AstroclrError
+
+#: quantile bins of a continuous target (fewer when there are few galaxies)
+VALUE_STRATA = 10
 
 
 @dataclass(frozen=True)
@@ -27,26 +33,55 @@ class Split:
         return self.train_pool[: min(int(n), len(self.train_pool))]
 
 
-def make_split(labels: np.ndarray, seed: int, test_fraction: float = 0.25,
-               max_test: int | None = None) -> Split:
-    """A stratified split of the labelled galaxies (``label >= 0``); unlabelled ones are left out.
+def target_kind(values: np.ndarray) -> str:
+    """``"class"`` for integer (or boolean) targets, ``"value"`` for floating-point ones."""
+    values = np.asarray(values)
+    if values.dtype.kind in "iub":
+        return "class"
+    if values.dtype.kind == "f":
+        return "value"
+    raise AstroclrError(f"a target column must hold integers (classes) or floats (values), "
+                        f"not {values.dtype}")
 
-    Each class is shuffled with ``seed`` and ``test_fraction`` of it goes to the test set, so
-    class proportions match between test set and pool. The pool is then shuffled as a whole,
-    so any prefix ``train(n)`` is a random sample of it.
+
+def strata(values: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """The galaxies with a target (``labelled``) and the stratum of each of them."""
+    values = np.asarray(values)
+    if kind == "class":
+        labelled = np.flatnonzero(values >= 0)
+        return labelled, values[labelled]
+    labelled = np.flatnonzero(np.isfinite(values))
+    bins = max(1, min(VALUE_STRATA, len(labelled) // 20))
+    edges = np.quantile(values[labelled], np.linspace(0, 1, bins + 1)[1:-1]) if bins > 1 else []
+    return labelled, np.searchsorted(edges, values[labelled], side="right")
+
+
+def make_split(labels: np.ndarray, seed: int, test_fraction: float = 0.25,
+               max_test: int | None = None, kind: str | None = None) -> Split:
+    """A stratified split of the galaxies with a target; the others are left out.
+
+    Each stratum (class, or quantile bin of a continuous target) is shuffled with ``seed`` and
+    ``test_fraction`` of it goes to the test set, so the target's distribution matches between
+    test set and pool. The pool is then shuffled as a whole, so any prefix ``train(n)`` is a
+    random sample of it. ``kind`` is ``"class"`` or ``"value"`` (default: from the dtype).
     """
     labels = np.asarray(labels)
     if not 0.0 < test_fraction < 1.0:
         raise AstroclrError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    labelled = np.flatnonzero(labels >= 0)
-    classes = np.unique(labels[labelled])
-    if len(classes) < 2:
-        found = ", ".join(map(str, classes)) or "none"
-        raise AstroclrError(f"need at least two label classes to evaluate, found: {found}")
+    kind = kind or target_kind(labels)
+    labelled, groups = strata(labels, kind)
+    if kind == "class":
+        classes = np.unique(groups)
+        if len(classes) < 2:
+            found = ", ".join(map(str, classes)) or "none"
+            raise AstroclrError(f"need at least two label classes to evaluate, found: {found}")
+    elif len(labelled) < 4:
+        raise AstroclrError(f"need at least 4 galaxies with a finite target value to evaluate, "
+                            f"found {len(labelled)}")
     rng = np.random.default_rng(seed)
     test_parts, pool_parts = [], []
-    for c in classes:
-        members = labelled[labels[labelled] == c]
+    for g in np.unique(groups):
+        members = labelled[groups == g]
         members = members[rng.permutation(len(members))]
         n_test = int(round(len(members) * test_fraction))
         if max_test is not None:

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import pluggy
 
 from astroclr.plugin import hookspecs
-from astroclr.plugin.specs import KINDS, AstroclrError, Provided
+from astroclr.plugin.specs import KINDS, SPEC_TYPES, PluginError, Provided
 
 ENTRY_POINT_GROUP = "astroclr"
 ENV_ALLOW = "ASTROCLR_PLUGINS"
@@ -33,8 +33,7 @@ _HOOKS = {
 }
 
 
-class PluginError(AstroclrError):
-    """A plugin is missing, misnamed or broken."""
+__all__ = ["Registry", "PluginError", "get_registry", "reset_registry"]
 
 
 class Registry:
@@ -140,6 +139,10 @@ class Registry:
                 )
                 continue
             for spec in specs:
+                if not isinstance(spec, SPEC_TYPES[kind]):
+                    raise PluginError(
+                        f"plugin {impl.plugin_name!r} from package {package!r}: {_HOOKS[kind]}() "
+                        f"yielded {type(spec).__name__}, not a {SPEC_TYPES[kind].__name__}")
                 if spec.name in found:
                     other = found[spec.name].package
                     raise PluginError(

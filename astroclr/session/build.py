@@ -40,12 +40,14 @@ def build_training(registry: "Registry", cfg: "Config") -> tuple["Galaxies", Any
     import lightning as L
 
     from astroclr.data.augment import pipeline_from_config
+    from astroclr.evaluate.context import check_targets
     from astroclr.train.devices import check_trainer_options
     from astroclr.train.model import SimCLRModel
 
     L.seed_everything(cfg.run.seed, workers=True, verbose=False)
     check_trainer_options(cfg.train)
     galaxies = load_dataset(registry, cfg)
+    check_targets(registry, cfg.run.evaluators, cfg.evaluate, cfg.run.label_column, galaxies)
     pipeline = pipeline_from_config(registry, galaxies.survey, cfg.augment)
     pipeline.check(galaxies.images, cfg.run.seed)
     backbone = build_backbone(registry, cfg, len(galaxies.bands), galaxies.image_size)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from astroclr import config as cfgmod
+import astroclr.config as cfgmod
 from astroclr.plugin.specs import AstroclrError
 from astroclr.session.rundir import RunDir, open_run
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from astroclr import config as cfgmod
+import astroclr.config as cfgmod
 from astroclr.plugin.specs import AstroclrError
 from astroclr.session.build import build_backbone, build_training, load_dataset
 from astroclr.session.rundir import Run, RunDir, open_run
@@ -114,10 +114,10 @@ def run(
 
 
 def _initial_state(registry: "Registry", cfg: "Config", galaxies: "Galaxies") -> dict:
-    import astroclr
+    from astroclr.version import __version__
 
     return {
-        "astroclr_version": astroclr.__version__,
+        "astroclr_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "packages": _versions(registry),
         "survey": galaxies.survey.to_dict(),
@@ -214,6 +214,7 @@ def evaluate_run(run_dir: str | Path, evaluators: Sequence[str] | None = None,
                  sets: Sequence[str] = (), progress: bool = True) -> Run:
     """Re-run evaluators on an existing run's stored embeddings, without retraining."""
     from astroclr.data.augment import pipeline_from_config
+    from astroclr.evaluate.context import check_targets
     from astroclr.evaluate.similar import same_ids
     from astroclr.plugin.registry import get_registry
 
@@ -227,6 +228,7 @@ def evaluate_run(run_dir: str | Path, evaluators: Sequence[str] | None = None,
     cfg = cfgmod.resolve(raw, registry)
     ids, representations = existing.rundir.embedding_arrays()
     galaxies = load_dataset(registry, cfg)
+    check_targets(registry, cfg.run.evaluators, cfg.evaluate, cfg.run.label_column, galaxies)
     if not same_ids(ids, galaxies.ids):
         raise AstroclrError(f"{existing.rundir.embeddings} does not match the dataset "
                             f"{cfg.run.dataset!r} it was made from (ids differ)")

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from astroclr import config as cfgmod
+import astroclr.config as cfgmod
 from astroclr.plugin.specs import AstroclrError
 from astroclr.session.build import build_backbone
 from astroclr.session.rundir import open_run

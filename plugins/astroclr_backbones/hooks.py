@@ -11,26 +11,12 @@ _STEM = Param("stem", str, "imagenet", "input stem: imagenet (7x7/2 + max-pool, 
               choices=("imagenet", "conv3s2", "conv3s1"))
 
 
-def _resnet(arch: str):
-    def build(in_channels: int, image_size: int, stem: str):
-        from astroclr_backbones.resnet import ResNetBackbone
-
-        return ResNetBackbone(arch, in_channels, stem=stem)
-
-    return build
-
-
-def _small(in_channels: int, image_size: int, width: int):
-    from astroclr_backbones.smallcnn import SmallCNN
-
-    return SmallCNN(in_channels, width=width)
-
-
 @hookimpl
 def astroclr_backbones() -> Iterator[BackboneSpec]:
     for arch, feats in (("resnet18", 512), ("resnet34", 512), ("resnet50", 2048)):
         yield BackboneSpec(arch, f"torchvision {arch} for any number of bands ({feats} features)",
-                           _resnet(arch), params=(_STEM,))
-    yield BackboneSpec("smallcnn", "small 8-conv network, quick on a CPU", _small,
+                           f"astroclr_backbones.resnet:{arch}", params=(_STEM,))
+    yield BackboneSpec("smallcnn", "small 8-conv network, quick on a CPU",
+                       "astroclr_backbones.smallcnn:build",
                        params=(Param("width", int, 32, "channels of the first stage", low=4,
                                      high=512),))

@@ -41,3 +41,18 @@ class ResNetBackbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+def resnet18(in_channels: int, image_size: int, stem: str = "imagenet") -> ResNetBackbone:
+    """The ``resnet18`` backbone (512 features)."""
+    return ResNetBackbone("resnet18", in_channels, stem=stem)
+
+
+def resnet34(in_channels: int, image_size: int, stem: str = "imagenet") -> ResNetBackbone:
+    """The ``resnet34`` backbone (512 features)."""
+    return ResNetBackbone("resnet34", in_channels, stem=stem)
+
+
+def resnet50(in_channels: int, image_size: int, stem: str = "imagenet") -> ResNetBackbone:
+    """The ``resnet50`` backbone (2048 features)."""
+    return ResNetBackbone("resnet50", in_channels, stem=stem)

@@ -33,3 +33,8 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+def build(in_channels: int, image_size: int, width: int = 32) -> SmallCNN:
+    """The ``smallcnn`` backbone."""
+    return SmallCNN(in_channels, width=width)

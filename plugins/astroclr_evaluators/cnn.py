@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from astroclr.api import AstroclrError
-from astroclr_evaluators.common import Task, checked_labels, evaluate_classifiers, markdown_section
+from astroclr.api import AstroclrError, Task, checked_labels, evaluate_classifiers
+from astroclr_evaluators.common import markdown_section
 
 if TYPE_CHECKING:
     from astroclr.api import EvalContext, EvalResult

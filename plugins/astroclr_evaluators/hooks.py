@@ -1,13 +1,13 @@
 """Hook implementations of the built-in evaluators plugin.
 
-Each evaluator lives in its own module, imported only when it runs, so listing plugins stays
-instant (no scikit-learn, torch or umap import here).
+Each evaluator lives in its own module, named as a ``"module:attr"`` string that the core
+imports only when it runs, so listing plugins stays instant (no scikit-learn, torch or umap
+import here).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any, Callable, Iterator
+from typing import Iterator
 
 from astroclr.api import EvaluatorSpec, Param, hookimpl
 
@@ -19,27 +19,19 @@ _LINEAR_MODELS = Param("models", list, ["linear"], "probe models: linear and/or 
 _HIDDEN = Param("hidden", list, [256], "hidden layer widths of the MLP probe", item_type=int,
                 low=1)
 _MAX_ITER = Param("max_iter", int, 200, "maximum epochs of the MLP probe", low=1)
-
-
-def _lazy(module: str, function: str = "evaluate") -> Callable[..., Any]:
-    """A callable that imports ``astroclr_evaluators.<module>`` on first use."""
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        mod = importlib.import_module(f"astroclr_evaluators.{module}")
-        return getattr(mod, function)(*args, **kwargs)
-
-    call.__name__ = f"{module}.{function}"
-    return call
+#: classifier evaluators: integer labels in run.label_column, on the label-efficiency curve
+_CLASSIFIER = {"provides": "classifier", "target": "class"}
 
 
 @hookimpl
 def astroclr_evaluators() -> Iterator[EvaluatorSpec]:
     yield EvaluatorSpec(
         "probe", "linear and MLP classifiers on the frozen representations (accuracy, ROC AUC, "
-        "... vs number of labels)", _lazy("probe"), params=(_MODELS, _HIDDEN, _MAX_ITER))
+        "... vs number of labels)", "astroclr_evaluators.probe:evaluate",
+        params=(_MODELS, _HIDDEN, _MAX_ITER), **_CLASSIFIER)
     yield EvaluatorSpec(
         "pca", "baseline: PCA of the pixels (fitted without test images) + the same probe",
-        _lazy("pca"),
+        "astroclr_evaluators.pca:evaluate",
         params=(_MODELS,
                 Param("fit_on", str, "pool", "galaxies the PCA is fitted on: pool (all but the "
                       "seed's test set) or train (the N training galaxies)",
@@ -47,28 +39,29 @@ def astroclr_evaluators() -> Iterator[EvaluatorSpec]:
                 Param("max_fit", int, 10000, "at most this many galaxies to fit the PCA", low=2),
                 Param("components", int, 0, "number of components (0: the representation size)",
                       low=0),
-                _HIDDEN, _MAX_ITER))
+                _HIDDEN, _MAX_ITER), **_CLASSIFIER)
     yield EvaluatorSpec(
         "untrained", "baseline: the same probe on an untrained backbone's features",
-        _lazy("untrained"),
+        "astroclr_evaluators.untrained:evaluate",
         # Linear only by default: the row asks whether training beats random features under
         # the SimCLR row's own linear probe; an MLP on 512 features is a slow extra.
         params=(_LINEAR_MODELS, Param("init_seed", int, 0, "torch seed of the random weights"),
-                _HIDDEN, _MAX_ITER))
+                _HIDDEN, _MAX_ITER), **_CLASSIFIER)
     yield EvaluatorSpec(
         "colours", "baseline: the galaxy's central colours alone + the same probe",
-        _lazy("colours"),
+        "astroclr_evaluators.colours:evaluate",
         params=(Param("aperture", float, 0.25, "side of the central square, fraction of the "
                       "image side", low=0.01, high=1.0),
-                _LINEAR_MODELS, _HIDDEN, _MAX_ITER))
+                _LINEAR_MODELS, _HIDDEN, _MAX_ITER), **_CLASSIFIER)
     yield EvaluatorSpec(
-        "knn", "k-nearest-neighbour (cosine) accuracy on the representations", _lazy("knn"),
+        "knn", "k-nearest-neighbour (cosine) accuracy on the representations",
+        "astroclr_evaluators.knn:evaluate", **_CLASSIFIER,
         params=(Param("k", int, 20, "number of neighbours (capped at N)", low=1),
                 Param("weights", str, "distance", "neighbour weights",
                       choices=("uniform", "distance"))))
     yield EvaluatorSpec(
         "cnn", "baseline: the same backbone trained from scratch, supervised, on the same "
-        "labelled galaxies (slow on a CPU)", _lazy("cnn"),
+        "labelled galaxies (slow on a CPU)", "astroclr_evaluators.cnn:evaluate",
         params=(Param("sizes", list, [], "training sizes to run (empty: all of the run's "
                       "train_sizes); capped at the training pool", item_type=int, low=1),
                 Param("epochs", int, 30, "passes over the N training galaxies", low=1),
@@ -79,10 +72,11 @@ def astroclr_evaluators() -> Iterator[EvaluatorSpec]:
                 Param("lr", float, 1e-3, "AdamW learning rate", low=0.0),
                 Param("weight_decay", float, 1e-4, "AdamW weight decay", low=0.0),
                 Param("batch_size", int, 128, "batch size", low=1),
-                Param("augment", bool, True, "apply the run's augmentations to training batches")))
+                Param("augment", bool, True, "apply the run's augmentations to training batches")),
+        **_CLASSIFIER)
     yield EvaluatorSpec(
         "umap", "2-D UMAP of the representations coloured by label and catalogue columns",
-        _lazy("umap_plot"),
+        "astroclr_evaluators.umap_plot:evaluate",
         params=(Param("color_by", list, [], "catalogue columns to colour extra panels by",
                       item_type=str),
                 Param("n_neighbors", int, 15, "UMAP n_neighbors", low=2),
@@ -93,7 +87,7 @@ def astroclr_evaluators() -> Iterator[EvaluatorSpec]:
                 Param("seed", int, 0, "random seed (subsample and UMAP)")))
     yield EvaluatorSpec(
         "similar", "montages of the most similar galaxies (cosine) to a few examples",
-        _lazy("similar"),
+        "astroclr_evaluators.similar:evaluate",
         params=(Param("k", int, 8, "neighbours per montage", low=1, high=64),
                 Param("examples", int, 4, "number of example galaxies", low=1, high=50),
                 Param("ids", list, [], "ids of the example galaxies (default: random, one per "
@@ -101,7 +95,8 @@ def astroclr_evaluators() -> Iterator[EvaluatorSpec]:
                 Param("seed", int, 0, "random seed of the example choice")))
     yield EvaluatorSpec(
         "label_efficiency", "plot and table of balanced accuracy vs number of labels for the "
-        "classifier evaluators that ran before it; label-efficiency ratio",
-        _lazy("label_efficiency"),
+        "classifier evaluators (it runs after all of them); label-efficiency ratio",
+        "astroclr_evaluators.label_efficiency:evaluate",
         params=(Param("metric", str, "balanced_accuracy", "metric plotted and compared",
-                      choices=("balanced_accuracy", "accuracy", "f1_macro", "roc_auc")),))
+                      choices=("balanced_accuracy", "accuracy", "f1_macro", "roc_auc")),),
+        needs=("classifier",))

@@ -16,12 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from astroclr_evaluators.common import (
-    Task,
-    checked_features,
-    evaluate_classifiers,
-    markdown_section,
-)
+from astroclr.api import Task, checked_features, evaluate_classifiers
+from astroclr_evaluators.common import markdown_section
 
 if TYPE_CHECKING:
     from astroclr.api import EvalContext, EvalResult, Galaxies

@@ -1,8 +1,9 @@
 """``label_efficiency``: how many labels does each method need? One plot, one table, one ratio.
 
-It trains nothing: it reads the results of the classifier evaluators that ran before it
-(``probe``, ``pca``, ``untrained``, ``knn``, ``cnn`` — any result whose metrics have
-``kind == "classifier"``), so it must come last in ``run.evaluators``.
+It trains nothing: it reads the results of the classifier evaluators (``probe``, ``pca``,
+``untrained``, ``colours``, ``knn``, ``cnn`` — any evaluator, from any package, whose spec says
+``provides="classifier"``). Its spec declares ``needs=("classifier",)``, so it runs after all of
+them wherever it stands in ``run.evaluators``.
 
 The label-efficiency ratio: the best baseline (``cnn`` if it ran, else ``pca``) reaches some
 score at its largest N; the smallest N at which a SimCLR probe model reaches that score
@@ -14,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Mapping
 
-from astroclr_evaluators.common import METRIC_TITLES, fmt
+from astroclr.api import METRIC_TITLES, fmt
 
 if TYPE_CHECKING:
     from astroclr.api import EvalContext, EvalResult
@@ -31,7 +32,7 @@ def curves(results: Mapping[str, "EvalResult"], metric: str) -> dict[str, dict[s
     out: dict[str, dict[str, Any]] = {}
     for name, result in results.items():
         m = result.metrics
-        if not isinstance(m, Mapping) or m.get("kind") != "classifier":
+        if result.kind != "classifier" or not isinstance(m, Mapping) or "models" not in m:
             continue
         for model_name, model in m["models"].items():
             sizes = sorted(int(n) for n in model["by_size"])
@@ -129,16 +130,15 @@ def evaluate(context: "EvalContext", metric: str = "balanced_accuracy") -> "Eval
 
     found = curves(context.results, metric)
     if not found:
-        note = ("No classifier evaluator (probe, pca, untrained, knn, cnn) ran before "
-                "label_efficiency: nothing to compare. List it last in run.evaluators.")
+        note = ("No classifier evaluator (probe, pca, untrained, colours, knn, cnn, ...) is in "
+                "run.evaluators: nothing to compare.")
         return EvalResult(metrics={"metric": metric, "curves": {}, "ratio": None,
                                    "statement": note}, markdown=note)
     context.figures_dir.mkdir(parents=True, exist_ok=True)
     path = context.figures_dir / "label_efficiency.png"
     majority = next((r.metrics["majority_baseline"]["mean"].get(metric)
-                     for r in context.results.values()
-                     if isinstance(r.metrics, Mapping) and r.metrics.get("kind") == "classifier"),
-                    None)
+                     for r in context.results_of_kind("classifier").values()
+                     if "majority_baseline" in r.metrics), None)
     _plot(found, metric, path, majority)
     ratio = label_ratio(found, metric)
 

@@ -13,41 +13,21 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from astroclr.api import AstroclrError
-from astroclr_evaluators.common import (
+from astroclr.api import (
+    PCA_MAX_FIT,
+    AstroclrError,
     Task,
     checked_labels,
     evaluate_classifiers,
     feature_models,
     ids_digest,
-    markdown_section,
+    pca_features,
+    pca_rows,
 )
+from astroclr_evaluators.common import markdown_section
 
 if TYPE_CHECKING:
     from astroclr.api import EvalContext, EvalResult
-
-
-def _fit_pca(X: np.ndarray, n_components: int, seed: int) -> Any:
-    """Fit a PCA on the rows of ``X`` (kept separate so tests can check which rows it saw)."""
-    from sklearn.decomposition import PCA
-
-    solver = "randomized" if n_components < 0.8 * min(X.shape) else "full"
-    return PCA(n_components=n_components, svd_solver=solver, random_state=seed).fit(X)
-
-
-def _flat(images: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows ``idx`` of the image cube, flattened, and the sorted indices (sorted reads suit a memmap)."""
-    order = np.sort(idx)
-    return np.asarray(images[order], dtype=np.float32).reshape(len(order), -1), order
-
-
-def _transform_all(pca: Any, images: np.ndarray, batch: int = 2048) -> np.ndarray:
-    out = []
-    for start in range(0, images.shape[0], batch):
-        x = np.asarray(images[start:start + batch], dtype=np.float32).reshape(
-            min(batch, images.shape[0] - start), -1)
-        out.append(pca.transform(x).astype(np.float32))
-    return np.concatenate(out)
 
 
 def evaluate(context: "EvalContext", models: Sequence[str] = ("linear", "mlp"),
@@ -62,27 +42,31 @@ def evaluate(context: "EvalContext", models: Sequence[str] = ("linear", "mlp"),
     fits: dict[Any, dict[str, Any]] = {}
     record: dict[str, Any] = {}
 
+    rep_dim = int(np.asarray(context.representations).shape[1])
+    # The default fit is the core's shared pca baseline: one fit per split for every evaluator.
+    shared = fit_on == "pool" and max_fit == PCA_MAX_FIT and dim == rep_dim
+
     def features(task: Task) -> np.ndarray:
         key = task.seed if fit_on == "pool" else (task.seed, len(task.train_idx))
         if key not in fits:
             if fit_on == "pool":
                 # everything except this seed's test galaxies: pool + unlabelled
-                allowed = np.setdiff1d(np.arange(len(labels)), task.split.test)
-                rng = np.random.default_rng(task.seed)
-                if len(allowed) > max_fit:
-                    allowed = rng.choice(allowed, max_fit, replace=False)
+                allowed = pca_rows(len(labels), task.split.test, max_fit, task.seed)
             else:
                 allowed = task.train_idx
             if np.intersect1d(allowed, task.test_idx).size:  # a guard, should never trigger
                 raise AstroclrError("evaluator 'pca': internal error, test galaxy in PCA fit")
-            X, order = _flat(images, allowed)
-            n_comp = max(1, min(dim, X.shape[0] - 1 if X.shape[0] > 1 else 1, n_pixels))
-            pca = _fit_pca(X, n_comp, task.seed)
-            fits[key] = {"features": _transform_all(pca, images)}
+            if shared:
+                X = context.baseline("pca", task.split)
+                info = context.baseline_info("pca", task.split)
+            else:
+                X, info = pca_features(images, allowed, dim, task.seed)
+            fits[key] = {"features": X}
             record[str(key if fit_on == "pool" else f"{key[0]}/{key[1]}")] = {
-                "n_fit": int(len(order)), "fit_sha1": ids_digest(context.galaxies.ids[order]),
-                "components": int(n_comp),
-                "explained_variance": float(np.sum(pca.explained_variance_ratio_)),
+                "n_fit": int(len(info["rows"])),
+                "fit_sha1": ids_digest(context.galaxies.ids[info["rows"]]),
+                "components": int(info["components"]),
+                "explained_variance": float(info["explained_variance"]),
             }
         return fits[key]["features"]
 

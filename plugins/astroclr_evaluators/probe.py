@@ -10,12 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
-from astroclr_evaluators.common import (
-    checked_features,
-    evaluate_classifiers,
-    feature_models,
-    markdown_section,
-)
+from astroclr.api import checked_features, evaluate_classifiers, feature_models
+from astroclr_evaluators.common import markdown_section
 
 if TYPE_CHECKING:
     from astroclr.api import EvalContext, EvalResult

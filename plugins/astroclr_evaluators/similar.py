@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from astroclr.api import AstroclrError
-from astroclr_evaluators.common import checked_features, class_names
+from astroclr.api import AstroclrError, checked_features, class_names
 
 if TYPE_CHECKING:
     from astroclr.api import EvalContext, EvalResult

@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from astroclr.api import AstroclrError
-from astroclr_evaluators.common import checked_features
+from astroclr.api import AstroclrError, checked_features
 
 if TYPE_CHECKING:
     from astroclr.api import EvalContext, EvalResult

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
-from astroclr.api import AstroclrError
-from astroclr_evaluators.common import (
+from astroclr.api import (
+    UNTRAINED_SEED,
+    AstroclrError,
     checked_features,
     checked_labels,
     evaluate_classifiers,
     feature_models,
-    markdown_section,
+    untrained_features,
 )
+from astroclr_evaluators.common import markdown_section
 
 if TYPE_CHECKING:
     from astroclr.api import EvalContext, EvalResult
@@ -30,12 +32,10 @@ def evaluate(context: "EvalContext", models: Sequence[str] = ("linear", "mlp"),
         raise AstroclrError("evaluator 'untrained': needs build_backbone and embed_with in the "
                             "evaluation context (run it from a training run)")
     checked_labels(context, "untrained")  # fail on labels before spending time on embedding
-    import torch
-
-    torch.manual_seed(init_seed)  # the same "random network" every time
-    backbone = context.build_backbone()
-    features = checked_features(context.embed_with(backbone), context, "untrained",
-                                "untrained-backbone features")
+    # The default seed is the core's shared untrained baseline, embedded once per run.
+    raw = (context.baseline("untrained") if init_seed == UNTRAINED_SEED
+           else untrained_features(context.build_backbone, context.embed_with, init_seed))
+    features = checked_features(raw, context, "untrained", "untrained-backbone features")
     built, names = feature_models(features, models, "untrained backbone", hidden=hidden,
                                   max_iter=max_iter)
     metrics = evaluate_classifiers(context, "untrained", built, names)

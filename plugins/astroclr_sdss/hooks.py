@@ -14,6 +14,9 @@ from typing import Any, Iterator
 from astroclr.api import AstroclrError, CommandSpec, DatasetSpec, Param, hookimpl
 
 INPUTS = ("sample", "fits_cutouts", "frames", "composites", "prepared")
+#: the reference work's 2x2 binning of 64 px cutouts, per-image [0, 1] (the core declares
+#: bin, stretch, softening and normalize with these defaults)
+PREPROCESSING = {"bin": 2, "stretch": "linear", "softening": 1.0, "normalize": "minmax"}
 
 PARAMS = (
     Param("input", str, "sample", "sample (embedded GZ1 galaxies), fits_cutouts, frames, "
@@ -52,11 +55,6 @@ PARAMS = (
           "off-frame pixels in any band", low=0.0, high=1.0),
     Param("pixel_scale", float, 0.396, "native pixel scale, arcsec (SDSS: 0.396)", low=0.0),
     Param("bands", list, ["g", "r", "i"], "bands, in channel order", item_type=str),
-    Param("bin", int, 2, "k x k flux-conserving binning", low=1, high=16),
-    Param("stretch", str, "linear", "linear, or asinh for flux data", choices=("linear", "asinh")),
-    Param("softening", float, 1.0, "asinh softening, image units", low=1e-12),
-    Param("normalize", str, "minmax", "per-image [0, 1] over all bands, or none",
-          choices=("minmax", "none")),
     Param("pool", str, "", "input = sample only: add an unlabelled pool for pre-training: '' "
           "(none) or gz2 (7,704 Galaxy Zoo 2 challenge galaxies, label -1)",
           choices=("", "gz2")),
@@ -146,14 +144,10 @@ def astroclr_datasets() -> Iterator[DatasetSpec]:
     yield DatasetSpec("sdss", "SDSS gri cutouts from FITS cutouts, frames + catalogue, colour "
                       "composites or a prepared directory; with no input, the embedded Galaxy "
                       "Zoo 1 sample (4,014 galaxies, early/late labels)", load, params=PARAMS,
-                      prepare=prepare)
+                      prepare=prepare, preprocessing=PREPROCESSING)
 
 
 @hookimpl
 def astroclr_commands() -> Iterator[CommandSpec]:
-    def make_app():
-        from astroclr_sdss.cli import make_app as _make
-
-        return _make()
-
-    yield CommandSpec("sdss", "SDSS tools: download imaging frames for a catalogue", make_app)
+    yield CommandSpec("sdss", "SDSS tools: download imaging frames for a catalogue",
+                      "astroclr_sdss.cli:make_app")

@@ -9,7 +9,7 @@ This module stays light (no numpy, astropy, scipy or torch import): ``astroclr p
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Iterator
 
 from astroclr.api import AugmentationSpec, CommandSpec, DatasetSpec, Param, hookimpl
 from astroclr_euclid.survey import BAND_NAMES, GRIDS
@@ -23,11 +23,6 @@ DATASET_PARAMS = (
           "(0.1\"/px; NISP pixels split 3x3); resampling conserves flux", choices=tuple(GRIDS)),
     Param("size", int, 32, "side of the resampled cutout, px of the grid (before bin); 32 "
           "on the nisp grid = 9.6\"", low=8, high=4096),
-    Param("bin", int, 1, "k x k flux-conserving binning after resampling", low=1, high=16),
-    Param("stretch", str, "asinh", "linear, or asinh(x / softening)", choices=("linear", "asinh")),
-    Param("softening", float, 0.1, "asinh softening, uJy per grid pixel", low=1e-9),
-    Param("normalize", str, "minmax", "per-image [0, 1] over all bands, or none",
-          choices=("minmax", "none")),
     Param("limit", int, 0, "use only the first N files, sorted by name (0: all)", low=0),
     Param("catalog", str, "", "optional table (FITS, CSV, ECSV) with an id column: adds its "
           "columns (e.g. label) and keeps only the galaxies it lists"),
@@ -49,36 +44,29 @@ AUGMENT_PARAMS = (
 )
 
 
-def _load(**params: Any):
-    from astroclr_euclid.dataset import load
-
-    return load(**params)
-
-
-def _cosmic_rays(survey: Any, **params: Any):
-    from astroclr_euclid.cosmic import build_cosmic_rays
-
-    return build_cosmic_rays(survey, **params)
-
-
-def _commands():
-    from astroclr_euclid.cli import make_app
-
-    return make_app()
+#: asinh of fluxes in uJy (softening 0.1 uJy per grid pixel), no binning after resampling;
+#: the core declares bin, stretch, softening and normalize with these defaults
+PREPROCESSING = {"bin": 1, "stretch": "asinh", "softening": 0.1, "normalize": "minmax"}
+#: the built-in psf augmentation's default seeing (1.0-2.5") is ground-based: a space
+#: telescope's images are degraded to at most ~1"
+SUGGESTED = {"psf": {"fwhm": [0.5, 1.0]}}
 
 
 @hookimpl
 def astroclr_datasets() -> Iterator[DatasetSpec]:
     yield DatasetSpec("euclid", "Euclid VIS + NISP Y, J, H multi-extension FITS cutouts, "
-                      "resampled flux-conserving onto one grid", _load, params=DATASET_PARAMS)
+                      "resampled flux-conserving onto one grid", "astroclr_euclid.dataset:load",
+                      params=DATASET_PARAMS, preprocessing=PREPROCESSING, suggested=SUGGESTED)
 
 
 @hookimpl
 def astroclr_augmentations() -> Iterator[AugmentationSpec]:
     yield AugmentationSpec("cosmic_rays", "residual cosmic-ray tracks in VIS (sharp, unblurred "
-                           "streaks)", _cosmic_rays, params=AUGMENT_PARAMS, default_p=0.3)
+                           "streaks)", "astroclr_euclid.cosmic:build_cosmic_rays",
+                           params=AUGMENT_PARAMS, default_p=0.3)
 
 
 @hookimpl
 def astroclr_commands() -> Iterator[CommandSpec]:
-    yield CommandSpec("euclid", "Euclid tools: synthetic cutouts, cutout inspection", _commands)
+    yield CommandSpec("euclid", "Euclid tools: synthetic cutouts, cutout inspection",
+                      "astroclr_euclid.cli:make_app")

@@ -59,7 +59,7 @@ def test_offset_grids_and_off_footprint_pixels():
 
 def test_dataset_has_four_bands_on_one_grid(registry, sample):
     spec = registry.get("dataset", "euclid")
-    params = {p.name: p.default for p in spec.params}
+    params = {p.name: p.default for p in spec.all_params}
     params.update(path=str(sample), size=24)
     galaxies = spec.load(**params)
     assert galaxies.bands == ("VIS", "NIR_Y", "NIR_J", "NIR_H")
@@ -72,7 +72,7 @@ def test_dataset_has_four_bands_on_one_grid(registry, sample):
 
 def test_noise_is_known_without_normalisation(registry, sample):
     spec = registry.get("dataset", "euclid")
-    params = {p.name: p.default for p in spec.params}
+    params = {p.name: p.default for p in spec.all_params}
     params.update(path=str(sample), size=24, stretch="linear", normalize="none")
     survey = spec.load(**params).survey
     assert survey.noise["VIS"] == pytest.approx(0.005 * 3)   # 3x3 VIS pixels summed
@@ -84,7 +84,7 @@ def test_cosmic_rays_hit_only_vis(registry, sample):
 
     spec = registry.get("augmentation", "cosmic_rays")
     survey = registry.get("dataset", "euclid").load(
-        **{**{p.name: p.default for p in registry.get("dataset", "euclid").params},
+        **{**{p.name: p.default for p in registry.get("dataset", "euclid").all_params},
            "path": str(sample), "size": 24}).survey
     fn = spec.build(survey, rate=5.0, max_hits=8, length=[0.0, 6.0], amplitude=[0.5, 1.0],
                     width=0.7, bands=["VIS"])
@@ -99,7 +99,7 @@ def test_cosmic_rays_hit_only_vis(registry, sample):
 
 def test_cosmic_rays_reject_an_unknown_band(registry, sample):
     survey = registry.get("dataset", "euclid").load(
-        **{**{p.name: p.default for p in registry.get("dataset", "euclid").params},
+        **{**{p.name: p.default for p in registry.get("dataset", "euclid").all_params},
            "path": str(sample), "size": 24, "bands": ["NIR_J", "NIR_H"]}).survey
     with pytest.raises(ConfigError, match="VIS not among the bands"):
         registry.get("augmentation", "cosmic_rays").build(
@@ -116,7 +116,7 @@ def test_a_cutout_without_a_band_is_skipped_with_a_warning(registry, tmp_path, s
     with fits.open(broken) as hdul:
         fits.HDUList([hdul[0].copy(), hdul["VIS"].copy()]).writeto(broken, overwrite=True)
     spec = registry.get("dataset", "euclid")
-    params = {p.name: p.default for p in spec.params}
+    params = {p.name: p.default for p in spec.all_params}
     params.update(path=str(tmp_path), size=24)
     with pytest.warns(RuntimeWarning, match="skipped 1 of 3 files"):
         galaxies = spec.load(**params)

@@ -1,0 +1,157 @@
+"""Standard models on fixed features: the probes every feature-based evaluator shares.
+
+A model takes a :class:`~astroclr.evaluate.classifiers.Task` and returns test-set class
+probabilities (classifiers) or predicted values (regressors). Every method (SimCLR, PCA, an
+untrained network, colours) gets the same models, the same class weighting and the same choice
+of regularisation, so the comparison is about the features alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from astroclr.evaluate.classifiers import Model, Task
+from astroclr.plugin.specs import AstroclrError
+
+
+def _constant(task: Task) -> tuple[np.ndarray, str] | None:
+    """If the training set holds a single class, predict it (no classifier can be fit)."""
+    present = np.unique(task.y_train)
+    if len(present) >= 2:
+        return None
+    proba = np.zeros((len(task.test_idx), len(task.classes)))
+    proba[:, int(np.searchsorted(task.classes, present[0]))] = 1.0
+    return proba, f"training set holds one class ({int(present[0])}); predicted it for all"
+
+
+def _full_proba(clf: Any, X: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """predict_proba spread onto all classes (a small training set may lack some)."""
+    part = clf.predict_proba(X)
+    out = np.zeros((X.shape[0], len(classes)))
+    cols = np.searchsorted(classes, np.asarray(clf.classes_))
+    out[:, cols] = part
+    return out
+
+
+def linear_model(features: np.ndarray | Callable[[Task], np.ndarray], max_iter: int = 2000,
+                 C: float | None = None) -> Model:
+    """Standardise (fitted on the training galaxies only) + multinomial logistic regression.
+
+    ``features`` is an (N, D) array or a callable ``task -> (N, D)`` (for per-seed features
+    such as PCA fitted on that seed's training images). Classes are weighted inversely to their
+    frequency in the training set: the headline metric is balanced accuracy, and an unweighted
+    fit on imbalanced labels (70 % early types) trades it for the majority class. Every method
+    (SimCLR, PCA, untrained, colours) gets the same weighting and the same choice of
+    regularisation (cross-validated on the training galaxies unless ``C`` is given).
+    """
+
+    def fit(task: Task):
+        const = _constant(task)
+        if const is not None:
+            return const
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        X = features(task) if callable(features) else features
+        clf = make_pipeline(StandardScaler(), _logistic(task, max_iter, C))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.simplefilter("ignore", FutureWarning)  # LogisticRegressionCV's API notices
+            clf.fit(X[task.train_idx], task.y_train)
+        return _full_proba(clf, X[task.test_idx], task.classes)
+
+    return fit
+
+
+def _logistic(task: Task, max_iter: int, C: float | None) -> Any:
+    """Logistic regression; with ``C=None`` its regularisation is chosen by stratified 5-fold
+    cross-validation on the training galaxies alone (balanced accuracy), so a 64- or
+    512-dimensional representation is not penalised against a 5-number baseline at N = 100 by
+    one fixed strength that suits only one of them."""
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+
+    if C is not None:
+        return LogisticRegression(max_iter=max_iter, C=C, class_weight="balanced")
+    counts = np.unique(task.y_train, return_counts=True)[1]
+    folds = int(min(5, counts.min()))
+    if folds < 2:
+        return LogisticRegression(max_iter=max_iter, C=1.0, class_weight="balanced")
+    return LogisticRegressionCV(Cs=np.logspace(-3, 1, 7), cv=folds, max_iter=max_iter,
+                                class_weight="balanced", scoring="balanced_accuracy")
+
+
+def mlp_model(features: np.ndarray | Callable[[Task], np.ndarray], hidden: Sequence[int] = (256,),
+              max_iter: int = 200, alpha: float = 1e-3) -> Model:
+    """Standardise (training galaxies only) + a fully connected network (as in the reference work).
+
+    scikit-learn's MLPClassifier (Adam, ReLU). Early stopping on a 10 % validation slice of the
+    *training* galaxies when there are enough of them, so the test set never steers training.
+    ``alpha`` is the L2 penalty; the default 1e-3 is mild, which matters for small N.
+    MLPClassifier takes no class weights, so the training galaxies are resampled to equal class
+    counts (the linear model's ``class_weight="balanced"`` by other means).
+    """
+
+    def fit(task: Task):
+        const = _constant(task)
+        if const is not None:
+            return const
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.neural_network import MLPClassifier
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        X = features(task) if callable(features) else features
+        counts = np.bincount(np.searchsorted(task.classes, task.y_train))
+        # early stopping needs a stratified validation slice with each class present
+        # (below ~1000 galaxies a 10 % slice is too noisy to stop on: train max_iter epochs)
+        early = len(task.train_idx) >= 1000 and counts[counts > 0].min() >= 10
+        clf = make_pipeline(StandardScaler(), MLPClassifier(
+            hidden_layer_sizes=tuple(hidden), alpha=alpha, max_iter=max_iter,
+            early_stopping=early, random_state=task.seed))
+        train = balanced_resample(task.train_idx, task.y_train, task.seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(X[train], task.labels[train])
+        return _full_proba(clf, X[task.test_idx], task.classes)
+
+    return fit
+
+
+def balanced_resample(idx: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
+    """``idx`` with each class's members drawn with replacement up to the largest class count
+    (all originals kept), shuffled; deterministic in ``seed``."""
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(y, return_counts=True)
+    parts = []
+    for c, n in zip(classes, counts):
+        members = idx[y == c]
+        extra = rng.choice(members, size=counts.max() - n, replace=True) if n < counts.max() else []
+        parts.append(np.concatenate([members, np.asarray(extra, dtype=idx.dtype)]))
+    out = np.concatenate(parts)
+    return out[rng.permutation(len(out))]
+
+
+def feature_models(features: np.ndarray | Callable[[Task], np.ndarray], which: Sequence[str],
+                   prefix: str, hidden: Sequence[int] = (256,), max_iter: int = 200
+                   ) -> tuple[dict[str, Model], dict[str, str]]:
+    """The probe models (``linear``, ``mlp``) on ``features``, with display labels."""
+    models: dict[str, Model] = {}
+    labels: dict[str, str] = {}
+    for name in which:
+        if name == "linear":
+            models[name] = linear_model(features)
+        elif name == "mlp":
+            models[name] = mlp_model(features, hidden=hidden, max_iter=max_iter)
+        else:
+            raise AstroclrError(f"unknown probe model {name!r}; models: linear, mlp")
+        labels[name] = f"{prefix} ({'MLP' if name == 'mlp' else name})"
+    return models, labels
+
+
