@@ -29,7 +29,7 @@ from astroclr.data.prepared import (
     write_skipped_csv,
 )
 from astroclr.data.rowfile import RowFile
-from astroclr.files import write_json
+from astroclr.files import to_jsonable, write_json
 from astroclr.plugin.specs import AstroclrError, validate_params
 
 
@@ -325,11 +325,12 @@ def _check_out_dir(out_dir: Path) -> None:
 def _fingerprint(source: PrepareSource, chunk_size: int) -> dict[str, Any]:
     ids = np.asarray(source.catalog["id"])
     digest = hashlib.sha1(np.ascontiguousarray(ids.astype(str)).tobytes()).hexdigest()
-    return json.loads(json.dumps({
+    # JSON-safe, so it compares equal to the copy read back from state.json on resume
+    return to_jsonable({
         "source": source.fingerprint, "ids_sha1": digest, "n": len(ids),
         "chunk_size": chunk_size, "shape": list(source.image_shape),
         "preprocessing": source.preprocessing.to_dict(),
-    }, default=str))
+    })
 
 
 def _read_chunk_record(chunks_dir: Path, index: int) -> dict[str, Any]:
