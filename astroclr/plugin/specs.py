@@ -1,6 +1,6 @@
 """Typed records that plugins hand to the core, and the validation of their parameters.
 
-Every part a plugin provides (dataset, augmentation, backbone, evaluator) is described by a
+Every part a plugin provides (dataset, augmentation, backbone, method, evaluator) is described by a
 small frozen record: a name, a one-line description, the callable that builds it, and the
 parameters it accepts. Declaring parameters (type, default, range) lets the core validate a
 config file or a ``--set`` override before any data is read or any training starts.
@@ -171,6 +171,45 @@ class BackboneSpec:
 
 
 @dataclass(frozen=True)
+class ViewSpec:
+    """One augmented view of each image that a self-supervised method trains on.
+
+    Every view comes from the same configured augmentation pipeline. A method that needs
+    asymmetric views declares, per view, ``augment`` overrides of the parameters of
+    augmentations in the pipeline (ignored for those not in it), and ``resize``, the side of the
+    view as a fraction of the image side (multi-crop local views). Example, BYOL's asymmetric
+    seeing and a DINO local crop::
+
+        (ViewSpec(augment={"psf": {"p": 1.0}}), ViewSpec(augment={"psf": {"p": 0.1}}))
+        ViewSpec(augment={"crop_resize": {"scale": [0.3, 0.6], "p": 1.0}}, resize=0.5)
+    """
+
+    augment: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    resize: float = 1.0
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A self-supervised training method (objective), e.g. SimCLR, BYOL.
+
+    ``build(encoder, hidden_dim, output_dim, **params)`` returns an
+    :class:`astroclr.train.method.Method` (a ``torch.nn.Module``): its heads, loss and any extra
+    state (momentum encoder, memory bank, centre), all saved in the training checkpoint.
+    ``encoder`` is the student :class:`astroclr.train.model.Encoder` (backbone → representation,
+    ``encoder.representation.out_features`` wide): copy it for a momentum encoder, do not keep it
+    (the core passes it to every ``training_loss`` call). ``hidden_dim`` and ``output_dim`` are
+    ``train.projection_hidden_dim`` and ``train.projection_dim``, the head widths every method
+    shares so that methods compare at equal capacity. The method's ``views`` (default: two
+    :class:`ViewSpec`) say which augmented views of each image it trains on.
+    """
+
+    name: str
+    description: str
+    build: Callable[..., Any]
+    params: tuple[Param, ...] = ()
+
+
+@dataclass(frozen=True)
 class EvaluatorSpec:
     """A measurement of representation quality.
 
@@ -196,8 +235,8 @@ class CommandSpec:
     make_app: Callable[[], Any]
 
 
-#: The four kinds of part, keyed by the word used in configs, CLI output and errors.
-KINDS = ("dataset", "augmentation", "backbone", "evaluator", "command")
+#: The kinds of part, keyed by the word used in configs, CLI output and errors.
+KINDS = ("dataset", "augmentation", "backbone", "method", "evaluator", "command")
 
 
 @dataclass(frozen=True)
