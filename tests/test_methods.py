@@ -14,8 +14,10 @@ import torch
 from astropy.table import Table
 
 import astroclr
+from astroclr import hookimpl
 from astroclr.config import assemble_config, resolve
-from astroclr.plugin.specs import AstroclrError
+from astroclr.plugin.registry import Registry
+from astroclr.plugin.specs import AstroclrError, MethodSpec, ViewSpec
 from astroclr.session.build import build_training
 
 SETS = ["dataset.limit=64", "dataset.bin=4", "run.evaluators=[]", "train.threads=1"]
@@ -60,10 +62,26 @@ def test_dino_local_views_are_smaller_crops(registry):
     assert local.p == 1.0
 
 
-def test_a_view_override_of_a_bad_value_is_rejected_naming_it(registry):
-    with pytest.raises(AstroclrError, match=r"augment.crop_resize.scale"):
-        _built(registry, "method.local_views=1", "method.local_scale=[0.5, 2.0]",
-               method="dino")
+class _BadViews:
+    """A method plugin whose second view overrides an augmentation parameter wrongly."""
+
+    @hookimpl
+    def astroclr_methods(self):
+        def build(encoder, hidden_dim, output_dim):
+            from astroclr_methods.simclr import SimCLR
+
+            method = SimCLR(encoder, hidden_dim, output_dim, temperature=0.1)
+            method.views = (ViewSpec(), ViewSpec(augment={"psf": {"fwhm": [1.0]}}))
+            return method
+
+        yield MethodSpec("badviews", "second view with a one-number seeing range", build)
+
+
+def test_a_view_override_of_a_bad_value_is_rejected_naming_it():
+    registry = Registry()
+    with registry.registered(_BadViews(), "badviews"):
+        with pytest.raises(AstroclrError, match=r"augment.psf.fwhm: expected 2 values"):
+            _built(registry, method="badviews")
 
 
 def test_dino_keeps_the_teacher_unless_told(registry):
@@ -76,6 +94,7 @@ def test_dino_keeps_the_teacher_unless_told(registry):
 def test_momentum_encoders_are_not_trained_by_the_optimiser(registry):
     _, model, _ = _built(registry, method="moco")
     assert not any(p.requires_grad for p in model.method.encoder_momentum.parameters())
+    model.total_steps = 10
     optimised = {id(p) for g in model.configure_optimizers()["optimizer"].param_groups
                  for p in g["params"]}
     assert not optimised & {id(p) for p in model.method.encoder_momentum.parameters()}
