@@ -1,5 +1,5 @@
-"""The public surface for plugins: everything a dataset, augmentation, backbone, evaluator or
-command plugin may import from astroclr, in one place.
+"""The public surface for plugins: everything a dataset, augmentation, backbone, method,
+evaluator or command plugin may import from astroclr, in one place.
 
 Importing this module is cheap: each name is looked up in its home module on first use, so a
 plugin's hook module can ``from astroclr.api import DatasetSpec, Param`` at the top and
@@ -29,10 +29,16 @@ _HOMES = {
     "AugmentationSpec": "astroclr.plugin.specs",
     "BackboneSpec": "astroclr.plugin.specs",
     "EvaluatorSpec": "astroclr.plugin.specs",
+    "MethodSpec": "astroclr.plugin.specs",
+    "ViewSpec": "astroclr.plugin.specs",
     "CommandSpec": "astroclr.plugin.specs",
     "AstroclrError": "astroclr.plugin.specs",
     "ConfigError": "astroclr.plugin.specs",
     "Registry": "astroclr.plugin.registry",
+    # training
+    "Method": "astroclr.train.method",
+    "TrainingStep": "astroclr.train.method",
+    "Encoder": "astroclr.train.model",
     # data
     "Galaxies": "astroclr.data.galaxies",
     "SurveyInfo": "astroclr.data.galaxies",

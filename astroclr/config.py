@@ -1,11 +1,12 @@
 """Run configuration: defaults, TOML files, ``--set`` overrides, and validation.
 
-A run config has six tables::
+A run config has seven tables::
 
     [run]       dataset, backbone, seed, evaluators, ...
-    [train]     epochs, batch_size, lr, temperature, representation_dim, ...
+    [train]     method, epochs, batch_size, lr, representation_dim, ...
     [dataset]   parameters of the chosen dataset plugin
     [backbone]  parameters of the chosen backbone plugin
+    [method]    parameters of the chosen self-supervised method (train.method)
     [augment]   pipeline = [names...], and one sub-table of parameters per name
     [evaluate]  one sub-table of parameters per evaluator
 
@@ -50,6 +51,8 @@ RUN_PARAMS = (
 )
 
 TRAIN_PARAMS = (
+    Param("method", str, "simclr", "self-supervised method plugin: simclr, moco, byol, vicreg, "
+          "barlowtwins, dino, ... (astroclr plugins); its parameters go in [method]"),
     Param("epochs", int, 8, "passes over the dataset (see also time_budget)", low=1),
     Param("max_steps", int, -1, "stop after this many optimiser steps (-1: no limit)", low=-1),
     Param("time_budget", str, "6m", "wall-clock budget for training, e.g. '8m', '1h', '90s'; "
@@ -59,11 +62,10 @@ TRAIN_PARAMS = (
     Param("weight_decay", float, 1e-4, "AdamW weight decay", low=0.0),
     Param("warmup_fraction", float, 0.05, "fraction of steps with linear warm-up", low=0.0,
           high=0.5),
-    Param("temperature", float, 0.1, "NT-Xent temperature (0.1: best of 0.1, 0.2, 0.5 on the "
-          "SDSS sample, docs/quality.md)", low=1e-3, high=10.0),
     Param("representation_dim", int, 64, "size of the representation", low=1),
-    Param("projection_hidden_dim", int, 512, "hidden width of the projection head", low=1),
-    Param("projection_dim", int, 128, "output size of the projection head", low=1),
+    Param("projection_hidden_dim", int, 512, "hidden width of the method's projection head "
+          "(and predictor)", low=1),
+    Param("projection_dim", int, 128, "output size of the method's projection head", low=1),
     Param("accelerator", str, "auto", "Lightning accelerator: auto, cpu, gpu, cuda, mps"),
     Param("devices", str, "1", "Lightning devices: a count, a list such as '0,1', or 'auto'"),
     Param("num_nodes", int, 1, "number of nodes for distributed training", low=1),
@@ -80,7 +82,7 @@ TRAIN_PARAMS = (
 # noise on the final image (so gains do not rescale it), then masking.
 DEFAULT_AUGMENT = ["crop_resize", "rotate_flip", "psf", "band_jitter", "noise", "cutout"]
 
-_TABLES = ("run", "train", "dataset", "backbone", "augment", "evaluate")
+_TABLES = ("run", "train", "dataset", "backbone", "method", "augment", "evaluate")
 
 
 def defaults() -> dict[str, Any]:
@@ -90,6 +92,7 @@ def defaults() -> dict[str, Any]:
         "train": {p.name: copy.deepcopy(p.default) for p in TRAIN_PARAMS},
         "dataset": {},
         "backbone": {},
+        "method": {},
         "augment": {"pipeline": list(DEFAULT_AUGMENT)},
         "evaluate": {},
     }
@@ -175,15 +178,19 @@ def resolve(raw: Mapping[str, Any] | Config, registry: "Registry") -> Config:
         if table in raw and not isinstance(raw[table], Mapping):
             raise ConfigError(f"config key {table!r} must be a table")
     cfg = merge(defaults(), raw)
+    train = dict(cfg["train"])
+    legacy_temperature = train.pop("temperature", None)
     out: dict[str, Any] = {
         "run": validate_params(RUN_PARAMS, cfg["run"], "run"),
-        "train": validate_params(TRAIN_PARAMS, cfg["train"], "train"),
+        "train": validate_params(TRAIN_PARAMS, train, "train"),
     }
     budget = parse_duration(out["train"]["time_budget"])
     dataset = registry.get("dataset", out["run"]["dataset"])
     out["dataset"] = validate_params(dataset.all_params, cfg["dataset"], "dataset")
     backbone = registry.get("backbone", out["run"]["backbone"])
     out["backbone"] = validate_params(backbone.params, cfg["backbone"], "backbone")
+    out["method"] = _resolve_method(registry, out["train"]["method"], cfg["method"],
+                                    legacy_temperature)
     names, aug_params = resolve_augment_config(registry, _with_suggestions(cfg["augment"], dataset))
     out["augment"] = {"pipeline": names, **aug_params}
     out["evaluate"] = resolve_evaluator_params(registry, out["run"]["evaluators"], cfg["evaluate"])
@@ -201,6 +208,25 @@ def _with_suggestions(augment: Mapping[str, Any], dataset: Any) -> dict[str, Any
         if suggested and isinstance(out.get(name, {}), Mapping):
             out[name] = merge(dict(suggested), out.get(name, {}))
     return out
+
+
+def _resolve_method(registry: "Registry", name: str, given: Mapping[str, Any],
+                    legacy_temperature: Any) -> dict[str, Any]:
+    """The ``[method]`` table validated against the chosen method's declared parameters.
+
+    ``train.temperature`` (before methods were plugins, SimCLR's NT-Xent temperature) is still
+    read from older config files: it sets ``method.temperature`` of a method that has one,
+    unless ``[method]`` gives it.
+    """
+    spec = registry.get("method", name)
+    given = dict(given)
+    if legacy_temperature is not None:
+        declared = {p.name: p for p in spec.params}
+        if "temperature" not in declared:
+            raise ConfigError(f"train.temperature: method {name!r} has no temperature (it is a "
+                              f"[method] parameter of the methods that have one, e.g. simclr, moco)")
+        given.setdefault("temperature", declared["temperature"].validate(legacy_temperature, "train"))
+    return validate_params(spec.params, given, "method")
 
 
 #: keyword arguments of run() that set a core option, e.g. run(epochs=2, batch_size=64)

@@ -3,8 +3,8 @@
 :func:`astroclr.config.resolve` validates the merged tables and returns a :class:`Config`. The
 core reads typed attributes (``cfg.train.batch_size``, ``cfg.train.budget_seconds``,
 ``cfg.train.on_gpu``); plugin parameters stay plain tables (``cfg.dataset``, ``cfg.backbone``,
-``cfg.augment``, ``cfg.evaluate``), since their keys are the plugins' own. ``cfg.tables()``
-gives the plain nested dict that ``config.toml`` holds.
+``cfg.method``, ``cfg.augment``, ``cfg.evaluate``), since their keys are the plugins' own.
+``cfg.tables()`` gives the plain nested dict that ``config.toml`` holds.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class RunOptions:
 class TrainOptions:
     """The ``[train]`` table, and what follows from it on this machine."""
 
+    method: str
     epochs: int
     max_steps: int
     time_budget: str
@@ -41,7 +42,6 @@ class TrainOptions:
     lr: float
     weight_decay: float
     warmup_fraction: float
-    temperature: float
     representation_dim: int
     projection_hidden_dim: int
     projection_dim: int
@@ -122,6 +122,7 @@ class Config:
     train: TrainOptions
     dataset: Mapping[str, Any] = field(default_factory=dict)
     backbone: Mapping[str, Any] = field(default_factory=dict)
+    method: Mapping[str, Any] = field(default_factory=dict)
     augment: Mapping[str, Any] = field(default_factory=dict)
     evaluate: Mapping[str, Any] = field(default_factory=dict)
 
@@ -133,7 +134,8 @@ class Config:
         return cls(run=RunOptions(**run),
                    train=TrainOptions(**tables["train"], budget_seconds=budget_seconds),
                    dataset=_frozen(tables["dataset"]), backbone=_frozen(tables["backbone"]),
-                   augment=_frozen(tables["augment"]), evaluate=_frozen(tables["evaluate"]))
+                   method=_frozen(tables.get("method", {})), augment=_frozen(tables["augment"]),
+                   evaluate=_frozen(tables["evaluate"]))
 
     @property
     def augment_params(self) -> dict[str, dict[str, Any]]:
@@ -150,7 +152,8 @@ class Config:
         for key in ("evaluators", "eval_seeds", "train_sizes"):
             run[key] = list(run[key])
         return {"run": run, "train": self.train.table(), "dataset": _thaw(self.dataset),
-                "backbone": _thaw(self.backbone), "augment": _thaw(self.augment),
+                "backbone": _thaw(self.backbone), "method": _thaw(self.method),
+                "augment": _thaw(self.augment),
                 "evaluate": _thaw(self.evaluate)}
 
 

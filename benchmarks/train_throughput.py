@@ -59,8 +59,8 @@ def config(args, pipeline):
 def build_model(cfg, galaxies, with_augment: bool):
     from astroclr.data.augment import build_pipeline
     from astroclr.plugin.registry import get_registry
-    from astroclr.session.build import build_backbone
-    from astroclr.train.model import SimCLRModel
+    from astroclr.session.build import build_backbone, build_method
+    from astroclr.train.model import Encoder, SelfSupervisedModel
 
     reg = get_registry()
     torch.manual_seed(0)
@@ -69,19 +69,17 @@ def build_model(cfg, galaxies, with_augment: bool):
                           ) if with_augment else None
     t = cfg.train
     on_gpu = t.on_gpu
-    model = SimCLRModel(build_backbone(reg, cfg, 3, galaxies.image_size), pipe,
-                        t.representation_dim, t.projection_hidden_dim, t.projection_dim,
-                        t.temperature, t.lr, t.weight_decay, t.warmup_fraction,
-                        channels_last=on_gpu)
+    encoder = Encoder(build_backbone(reg, cfg, 3, galaxies.image_size), t.representation_dim)
+    method = build_method(reg, cfg, encoder)  # simclr, the default: the lightly recipe's
+    model = SelfSupervisedModel(encoder, method, [pipe, pipe] if pipe is not None else None,
+                                t.lr, t.weight_decay, t.warmup_fraction, channels_last=on_gpu)
     return model.to(memory_format=torch.channels_last) if on_gpu else model
 
 
 def step_fn(model, opt, device, precision_bf16):
     def step(v1, v2):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision_bf16):
-            z = model.head(model(torch.cat([v1, v2])))
-            z1, z2 = z.chunk(2)
-            loss = model.criterion(z1.float(), z2.float())
+            loss = model.method.training_loss([v1, v2], model.encoder, model.training_position())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -5,7 +5,7 @@ Both references are written from the code itself, so they cannot drift from it:
 - ``cli.md`` walks the command tree of ``astroclr.cli.app`` (core commands and the command
   groups of the built-in plugins) and renders each command's usage, help and options;
 - ``config.md`` renders ``astroclr.config.RUN_PARAMS`` and ``TRAIN_PARAMS`` and the declared
-  ``Param`` of every built-in dataset, backbone, augmentation and evaluator plugin.
+  ``Param`` of every built-in dataset, backbone, method, augmentation and evaluator plugin.
 
 Only the built-in plugins are documented (external ones are excluded with
 ``ASTROCLR_PLUGINS=""``); an installed plugin's parameters show with ``astroclr config``.
@@ -181,7 +181,8 @@ def config_markdown() -> str:
     out = [HEADER, "# Configuration reference\n", CONFIG_INTRO]
     out += ["## `[run]`\n", "What to run: plugins, seed, and how the evaluation is set up.\n"]
     out += params_table(cfgmod.RUN_PARAMS)
-    out += ["## `[train]`\n", "SimCLR training, hardware and schedule.\n"]
+    out += ["## `[train]`\n", "Self-supervised training (the method, see [methods](methods.md)), "
+            "hardware and schedule.\n"]
     out += params_table(cfgmod.TRAIN_PARAMS)
 
     out += ["## `[dataset]`\n",
@@ -197,6 +198,11 @@ def config_markdown() -> str:
             "The parameters of the backbone chosen by `run.backbone`. Built-in backbones:\n"]
     for name, part in sorted(reg.parts("backbone").items()):
         out += [f"### `backbone = \"{name}\"` ({part.package})\n", _sentence(part.spec.description) + "\n"]
+        out += params_table(part.spec.params) if part.spec.params else ["No parameters.\n"]
+
+    out += ["## `[method]`\n", METHOD_INTRO]
+    for name, part in sorted(reg.parts("method").items()):
+        out += [f"### `method = \"{name}\"` ({part.package})\n", _sentence(part.spec.description) + "\n"]
         out += params_table(part.spec.params) if part.spec.params else ["No parameters.\n"]
 
     default_pipeline = ", ".join(f'"{n}"' for n in cfgmod.DEFAULT_AUGMENT)
@@ -220,7 +226,7 @@ def config_markdown() -> str:
 
 
 CONFIG_INTRO = """\
-A run is described by a TOML file of six tables. Every key has a default, so a config file
+A run is described by a TOML file of seven tables. Every key has a default, so a config file
 holds only what differs; `astroclr config [--dataset NAME] [--backbone NAME]` prints the
 complete resolved configuration, and every run directory keeps its own as `config.toml`
 (reusable with `--config`).
@@ -232,8 +238,12 @@ backbone = "resnet18"
 evaluators = ["probe", "pca", "untrained", "label_efficiency"]
 
 [train]
+method = "simclr"
 time_budget = "10m"
 batch_size = 256
+
+[method]           # parameters of the self-supervised method named in train.method
+temperature = 0.1
 
 [dataset]          # parameters of the dataset plugin named in run.dataset
 bin = 2
@@ -260,7 +270,7 @@ key, a value of the wrong type or out of range, an unknown plugin name, paramete
 augmentation not in the pipeline or an evaluator not in `run.evaluators` — each is a
 one-line error naming the key (`train.batch_size: 1 is below the minimum 2`), exit status 2.
 
-The `[dataset]`, `[backbone]`, `[augment.<name>]` and `[evaluate.<name>]` tables take the
+The `[dataset]`, `[backbone]`, `[method]`, `[augment.<name>]` and `[evaluate.<name>]` tables take the
 parameters that the chosen plugin declares; this page lists those of the built-in plugins.
 For any installed plugin, `astroclr config --dataset NAME` prints its defaults (e.g.
 `astroclr config --dataset euclid` once the example Euclid plugin is installed).
@@ -270,9 +280,15 @@ Types: `int` and `float` accept numbers (and numeric strings from `--set`); `boo
 usually a `[low, high]` range); `dict` is a TOML inline table such as `{ r = 1.3 }`.
 """
 
+METHOD_INTRO = """\
+The parameters of the self-supervised method chosen by `train.method` (see
+[methods](methods.md)). `train.temperature` in older config files sets `temperature` of a method
+that has one. Built-in methods:
+"""
+
 AUGMENT_INTRO = """\
-`pipeline` lists the augmentations, in order, that make each of SimCLR's two views of a
-galaxy; default `[{pipeline}]`. Each named augmentation takes its parameters from
+`pipeline` lists the augmentations, in order, that make each view of a galaxy the method
+trains on (two for most methods); default `[{pipeline}]`. Each named augmentation takes its parameters from
 `[augment.<name>]`; augmentations not in the pipeline take none (giving some is an error).
 Every augmentation except those marked "always applied" has a probability `p`: the pipeline
 applies it to each image of a batch independently with that probability. Augmentations from

@@ -23,8 +23,8 @@ def test_defaults_resolve_with_plugin_defaults(registry):
 
 
 def test_set_assignment_reaches_nested_tables(registry):
-    cfg = resolve(registry, "train.temperature=0.5", "backbone.stem=conv3s1", "run.eval_seeds=[4]")
-    assert cfg.train.temperature == 0.5
+    cfg = resolve(registry, "method.temperature=0.5", "backbone.stem=conv3s1", "run.eval_seeds=[4]")
+    assert cfg.method == {"temperature": 0.5}
     assert cfg.backbone["stem"] == "conv3s1"
     assert cfg.run.eval_seeds == (4,)
 
@@ -33,6 +33,8 @@ def test_set_assignment_reaches_nested_tables(registry):
     ("train.epoch=3", r"train: unknown parameter 'epoch'; known parameters: .*epochs"),
     ("train.epochs=0", r"train.epochs: 0 is below the minimum 1"),
     ("train.temperature=hot", r"train.temperature: expected float, got 'hot'"),
+    ("method.temperature=hot", r"method.temperature: expected float, got 'hot'"),
+    ("method.momentum=0.9", r"method: unknown parameter 'momentum'; known parameters: temperature"),
     ("backbone.stem=huge", r"backbone.stem: 'huge' is not one of: imagenet, conv3s2, conv3s1"),
     ("training.epochs=3", r"unknown config table \[training\]"),
     ("train.time_budget=soon", r"train.time_budget: 'soon' is not a duration"),
@@ -45,6 +47,30 @@ def test_bad_values_are_named(registry, assignment, message):
 def test_unknown_plugin_lists_available(registry):
     with pytest.raises(PluginError, match=r"unknown dataset 'sdsss'; available: .*sdss"):
         resolve(registry, dataset="sdsss")
+
+
+def test_unknown_method_lists_available(registry):
+    with pytest.raises(PluginError, match=r"unknown method 'simclear'; available: .*byol.*simclr"):
+        resolve(registry, method="simclear")
+
+
+def test_method_params_are_the_chosen_methods_with_defaults(registry):
+    cfg = resolve(registry, "method.memory_bank=512", method="moco")
+    assert cfg.train.method == "moco"
+    assert cfg.method["memory_bank"] == 512 and cfg.method["temperature"] == 0.2
+    with pytest.raises(ConfigError, match=r"method.memory_bank: 0 is below the minimum 1"):
+        resolve(registry, "method.memory_bank=0", method="moco")
+
+
+def test_old_config_files_train_temperature_sets_the_methods_temperature(registry):
+    """Config files written before methods were plugins have SimCLR's temperature in [train]."""
+    assert resolve(registry, "train.temperature=0.3").method == {"temperature": 0.3}
+    assert resolve(registry, "train.temperature=0.3", method="moco").method["temperature"] == 0.3
+    # [method] wins over the old key
+    assert resolve(registry, "train.temperature=0.3", "method.temperature=0.4").method == \
+        {"temperature": 0.4}
+    with pytest.raises(ConfigError, match=r"train.temperature: method 'byol' has no temperature"):
+        resolve(registry, "train.temperature=0.3", method="byol")
 
 
 def test_unknown_augmentation_lists_available(registry):

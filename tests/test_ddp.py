@@ -2,8 +2,11 @@
 
 With augmentation off (both views are the image), a 2-process run with per-process batch B
 sees the same global batch of 2B images at its first step as a 1-process run with batch 2B:
-with negatives gathered from both processes and BatchNorm statistics over the global batch,
-the mean of the two processes' first-step losses equals the single process's loss.
+with negatives gathered from both processes (SimCLR, MoCo's memory bank), BatchNorm statistics
+over the global batch, and a centre averaged over processes (DINO), the mean of the two
+processes' first-step losses equals the single process's loss, for every method tested. At the
+end both processes hold the very same state: weights, momentum encoders (EMA), memory bank,
+centre.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ SETS = [f"dataset.limit={LIMIT}", "dataset.bin=4", "augment.pipeline=[]", "run.e
         "train.accelerator=cpu", "train.checkpoint_every_n_steps=0", "train.threads=1"]
 
 SCRIPT = textwrap.dedent('''
-    import json, sys
+    import hashlib, json, sys
     from pathlib import Path
     import lightning as L
     import astroclr.train.trainer as T
@@ -60,11 +63,20 @@ SCRIPT = textwrap.dedent('''
     out.mkdir(parents=True, exist_ok=True)
     galaxies, model, _ = build_training(reg, cfg)
     summary = T.fit(model, galaxies, cfg.train, cfg.run.seed, out, False, None)
+    def tensors(state, prefix=""):  # extra state (MoCo's memory bank) is a dict of tensors
+        for k, v in state.items():
+            if isinstance(v, dict):
+                yield from tensors(v, prefix + k + ".")
+            elif hasattr(v, "numpy"):
+                yield prefix + k, v
+    summary["state"] = {k: hashlib.sha1(v.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+                        for k, v in tensors(model.state_dict())}
     (out / f"summary_rank{summary['global_rank']}.json").write_text(json.dumps(summary))
 ''')
 
 
-def _run(tmp_path: Path, name: str, devices: int, batch: int, strategy: str) -> Path:
+def _run(tmp_path: Path, name: str, devices: int, batch: int, strategy: str,
+         method: str) -> Path:
     script = tmp_path / "ddp_script.py"
     script.write_text(SCRIPT)
     out = tmp_path / name
@@ -72,7 +84,8 @@ def _run(tmp_path: Path, name: str, devices: int, batch: int, strategy: str) -> 
     for var in ("LOCAL_RANK", "RANK", "WORLD_SIZE", "NODE_RANK", "MASTER_PORT"):
         env.pop(var, None)
     r = subprocess.run([sys.executable, str(script), str(out), str(devices), str(batch), strategy,
-                        json.dumps(SETS)], capture_output=True, text=True, timeout=240, env=env)
+                        json.dumps(SETS + [f"train.method={method!r}"])],
+                       capture_output=True, text=True, timeout=240, env=env)
     assert r.returncode == 0, r.stderr[-4000:]
     return out
 
@@ -81,10 +94,14 @@ def _first(out: Path, rank: int) -> dict:
     return json.loads((out / f"first_step_rank{rank}.json").read_text())
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("ddp")
-    return _run(tmp, "ddp", 2, B, "ddp"), _run(tmp, "single", 1, 2 * B, "auto")
+# One method of each kind of cross-process need: in-batch negatives (simclr), a memory bank of
+# gathered keys and a momentum encoder (moco), EMA only (byol), EMA and an all-reduced centre
+# (dino).
+@pytest.fixture(scope="module", params=["simclr", "moco", "byol", "dino"])
+def runs(tmp_path_factory, request):
+    tmp = tmp_path_factory.mktemp(f"ddp_{request.param}")
+    return (_run(tmp, "ddp", 2, B, "ddp", request.param),
+            _run(tmp, "single", 1, 2 * B, "auto", request.param))
 
 
 def test_two_process_run_completes(runs):
@@ -104,6 +121,14 @@ def test_each_process_reads_its_own_shard_of_the_same_global_batch(runs):
     assert not set(np.round(r0["image_sums"], 4)) & set(np.round(r1["image_sums"], 4))
     np.testing.assert_allclose(sorted(r0["image_sums"] + r1["image_sums"]),
                                sorted(one["image_sums"]), rtol=1e-6)
+
+
+def test_every_process_ends_with_the_same_state(runs):
+    """Weights, BatchNorm statistics, momentum encoders, memory bank and centre: identical."""
+    ddp, _ = runs
+    s0, s1 = (json.loads((ddp / f"summary_rank{r}.json").read_text())["state"] for r in (0, 1))
+    assert s0.keys() == s1.keys() and len(s0) > 10
+    assert [k for k in s0 if s0[k] != s1[k]] == []
 
 
 def test_augmentation_streams_differ_per_process(runs):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -49,6 +50,38 @@ GOOD = """
     def astroclr_backbones():
         yield BackboneSpec("tinynet", "a one-layer test backbone", build)
 """
+# The example of the astroclr_methods hook: SimSiam from lightly's parts.
+SIMSIAM = """
+    from astroclr.api import MethodSpec, Param, hookimpl
+
+    def build(encoder, hidden_dim, output_dim, weight: float):
+        import torch
+        from lightly.loss import NegativeCosineSimilarity
+        from lightly.models.modules import SimSiamPredictionHead, SimSiamProjectionHead
+
+        from astroclr.api import Method
+
+        class SimSiam(Method):
+            def __init__(self):
+                super().__init__()
+                width = encoder.representation.out_features
+                self.head = SimSiamProjectionHead(width, hidden_dim, output_dim)
+                self.predictor = SimSiamPredictionHead(output_dim, hidden_dim, output_dim)
+                self.criterion = NegativeCosineSimilarity()
+
+            def training_loss(self, views, encoder, step):  # views: two (B, C, H, W)
+                z = self.head(encoder(torch.cat(views)))
+                p1, p2 = self.predictor(z).chunk(2)
+                z1, z2 = z.detach().chunk(2)
+                return weight * (self.criterion(p1, z2) + self.criterion(p2, z1)) / 2
+
+        return SimSiam()
+
+    @hookimpl
+    def astroclr_methods():
+        yield MethodSpec("simsiam", "SimSiam: stop-gradient, no negatives", build,
+                         params=(Param("weight", float, 1.0, "loss scale", low=0.0),))
+"""
 BROKEN = "raise ImportError('this plugin needs a library that is not installed')\n"
 MISSPELLED = """
     from astroclr import hookimpl
@@ -61,12 +94,13 @@ MISSPELLED = """
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
-    """Three plugin distributions pip-installed into a separate site directory."""
+    """Four plugin distributions pip-installed into a separate site directory."""
     root = tmp_path_factory.mktemp("dists")
     target = tmp_path_factory.mktemp("site")
     for dist, module, source in (("astroclr-tiny", "astroclr_tiny", GOOD),
                                  ("astroclr-broken", "astroclr_broken", BROKEN),
-                                 ("astroclr-misspelled", "astroclr_misspelled", MISSPELLED)):
+                                 ("astroclr-misspelled", "astroclr_misspelled", MISSPELLED),
+                                 ("astroclr-simsiam", "astroclr_simsiam", SIMSIAM)):
         pkg = _make_distribution(root, dist, module, source)
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
                         "--no-build-isolation", "--no-index", "--target", str(target / dist),
@@ -106,6 +140,27 @@ def test_hook_without_spec_fails_at_startup(site):
     res = _astroclr(["plugins"], [site / "astroclr-misspelled"])
     assert res.returncode != 0
     assert "astroclr_backbone" in res.stderr and "astroclr-misspelled" in res.stderr
+
+
+def test_third_party_method_is_listed_and_trains(site, tmp_path):
+    paths = [site / "astroclr-simsiam"]
+    res = _astroclr(["plugins"], paths)
+    assert res.returncode == 0, res.stderr
+    line = next(ln for ln in res.stdout.splitlines() if "simsiam" in ln)
+    assert "method" in line and "astroclr-simsiam" in line
+    out = tmp_path / "run"
+    res = _astroclr(["run", "--method", "simsiam", "-b", "smallcnn", "-o", str(out), "-q",
+                     "--epochs", "1", "--batch-size", "16", "--set", "dataset.limit=48",
+                     "--set", "dataset.bin=4", "--set", "run.evaluators=[]",
+                     "--set", "method.weight=2.0"], paths, OMP_NUM_THREADS="1")
+    assert res.returncode == 0, res.stderr[-3000:]
+    state = json.loads((out / "run.json").read_text())
+    assert state["method"] == "simsiam" and state["train"]["steps"] == 3
+    assert "method = \"simsiam\"" in (out / "config.toml").read_text()
+    assert "weight = 2.0" in (out / "config.toml").read_text()
+    res = _astroclr(["run", "--method", "simsim", "-o", str(tmp_path / "r2"), "-q"], paths)
+    assert res.returncode == 2
+    assert "unknown method 'simsim'; available:" in res.stderr and "simsiam" in res.stderr
 
 
 def test_unknown_name_lists_available(registry):

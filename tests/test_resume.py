@@ -2,7 +2,8 @@
 
 Real runs through the CLI (the killed one in a subprocess): 16x16 images, small CNN, a few
 dozen steps. The resumed run must end at the planned step count with the same final weights
-as an uninterrupted run (deterministic CPU ops, same data order, same augmentation stream).
+as an uninterrupted run (deterministic CPU ops, same data order, same augmentation stream),
+for every method: its own state (momentum encoder, memory bank, centre) resumes too.
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ SETS = [f"dataset.limit={LIMIT}", "dataset.bin=4", "train.checkpoint_every_n_ste
         "train.threads=1"]
 
 
-def _cli_args(out: Path) -> list[str]:
+def _cli_args(out: Path, sets: list[str] = SETS) -> list[str]:
     args = ["run", "-b", "smallcnn", "-o", str(out), "--epochs", str(EPOCHS),
             "--batch-size", str(BATCH), "-q"]
-    for s in SETS:
+    for s in sets:
         args += ["--set", s]
     return args
 
@@ -47,12 +48,10 @@ def _ckpt_step(path: Path) -> int:
     return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
 
 
-@pytest.fixture(scope="module")
-def killed_run(tmp_path_factory) -> Path:
+def _killed(out: Path, sets: list[str] = SETS) -> Path:
     """A CLI run killed with SIGKILL as soon as its first checkpoint exists."""
-    out = tmp_path_factory.mktemp("resume") / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "astroclr.cli", *_cli_args(out)],
+    proc = subprocess.Popen([sys.executable, "-m", "astroclr.cli", *_cli_args(out, sets)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     ckpt = out / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 120
@@ -64,6 +63,11 @@ def killed_run(tmp_path_factory) -> Path:
         proc.wait()
     assert ckpt.exists(), proc.stderr.read().decode()[-2000:]
     return out
+
+
+@pytest.fixture(scope="module")
+def killed_run(tmp_path_factory) -> Path:
+    return _killed(tmp_path_factory.mktemp("resume") / "run")
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +145,48 @@ def test_checkpoint_with_pickled_code_is_refused(tmp_path):
 class _Evil:
     def __reduce__(self):
         return (os.system, ("echo pwned",))
+
+
+# -- every method -----------------------------------------------------------------------------
+
+def _tensors(state: dict, prefix: str = ""):
+    for key, value in state.items():
+        if isinstance(value, dict):  # extra state: MoCo's memory bank
+            yield from _tensors(value, prefix + key + ".")
+        elif isinstance(value, torch.Tensor):
+            yield prefix + key, value
+
+
+# Each method's options, and the state of its own the checkpoint must hold. A memory bank
+# smaller than the keys of the run, so that it wraps around; DINO with multi-crop.
+METHODS = {
+    "moco": (["method.memory_bank=40"], ["method._extra_state.bank", "method.encoder_momentum."]),
+    "byol": ([], ["method.encoder_momentum.", "method.head_momentum."]),
+    "vicreg": ([], ["method.head."]),
+    "barlowtwins": ([], ["method.head."]),
+    "dino": (["method.local_views=2", "method.prototypes=64"],
+             ["method.criterion.center", "method.teacher_encoder.", "method.teacher_head."]),
+}
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_each_method_resumes_to_the_uninterrupted_state(tmp_path, method):
+    options, own_state = METHODS[method]
+    sets = SETS + [f"train.method={method!r}"] + options
+    killed = _killed(tmp_path / "killed", sets)
+    assert 0 < _ckpt_step(killed / "checkpoints" / "last.ckpt") < TOTAL
+    r = _cli("run", "--resume", str(killed), "-q")
+    assert r.returncode == 0, r.stderr[-3000:]
+    straight = tmp_path / "straight"
+    astroclr.run(out=straight, backbone="smallcnn", epochs=EPOCHS, batch_size=BATCH, sets=sets,
+                 progress=False)
+    resumed, uninterrupted = (
+        dict(_tensors(torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]))
+        for run in (killed, straight))
+    assert resumed.keys() == uninterrupted.keys()
+    for part in own_state:
+        assert any(k.startswith(part) for k in resumed), f"{part} is not in the checkpoint"
+    for name in uninterrupted:
+        torch.testing.assert_close(resumed[name], uninterrupted[name], rtol=1e-5, atol=1e-6,
+                                   msg=lambda m: f"{method} {name}: {m}")
+    assert json.loads((killed / "run.json").read_text())["method"] == method

@@ -61,7 +61,7 @@ def augment_preview_cmd(
 @app.command("plugins")
 @friendly
 def plugins_cmd() -> None:
-    """List every dataset, augmentation, backbone and evaluator, with the package providing it."""
+    """List every dataset, augmentation, backbone, method and evaluator, with its package."""
     from rich.console import Console
     from rich.table import Table
 

@@ -17,6 +17,9 @@ def run_cmd(
                                           help="Dataset plugin (default sdss: the embedded sample)."),
     backbone: Optional[str] = typer.Option(None, "--backbone", "-b",
                                            help="Backbone plugin, e.g. resnet18, smallcnn."),
+    method: Optional[str] = typer.Option(None, "--method", "-m",
+                                         help="Self-supervised method plugin: simclr (default), "
+                                              "moco, byol, vicreg, barlowtwins, dino."),
     config: Optional[Path] = ConfigOpt,
     preset: Optional[str] = PresetOpt,
     out: Optional[Path] = typer.Option(None, "--out", "-o",
@@ -41,13 +44,14 @@ def run_cmd(
                                           help="Continue an interrupted run directory."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
-    """Train SimCLR, embed every galaxy, evaluate, and write a report."""
+    """Train a self-supervised method (SimCLR by default), embed every galaxy, evaluate, and
+    write a report."""
     from astroclr.session.runner import run
 
     result = run(
         config, out=out, overwrite=overwrite, resume=resume, progress=not quiet, sets=sets or (),
         preset=preset,
-        dataset=dataset, backbone=backbone, epochs=epochs, time_budget=time_budget,
+        dataset=dataset, backbone=backbone, method=method, epochs=epochs, time_budget=time_budget,
         batch_size=batch_size, seed=seed, accelerator=accelerator, devices=devices,
         strategy=strategy, num_nodes=num_nodes,
         evaluators=[e.strip() for e in evaluators.split(",") if e.strip()] if evaluators else None,

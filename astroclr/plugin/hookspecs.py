@@ -1,4 +1,4 @@
-"""The plugin contract: four hooks, one per kind of part.
+"""The plugin contract: one hook per kind of part.
 
 A plugin is a module registered under the ``astroclr`` entry-point group. It implements any
 of these hooks with ``@astroclr.hookimpl``; each hook returns (or yields) typed specs from
@@ -25,6 +25,7 @@ from astroclr.plugin.specs import (
     CommandSpec,
     DatasetSpec,
     EvaluatorSpec,
+    MethodSpec,
 )
 
 hookspec = pluggy.HookspecMarker("astroclr")
@@ -99,6 +100,44 @@ def astroclr_backbones() -> Iterable[BackboneSpec]:
         def astroclr_backbones():
             yield BackboneSpec("tiny", "one conv layer", build,
                                params=(Param("width", int, 16, "channels", low=1),))
+    """
+
+
+@hookspec
+def astroclr_methods() -> Iterable[MethodSpec]:
+    """Self-supervised methods (training objectives) this plugin provides.
+
+    Example (SimSiam from lightly's parts)::
+
+        from astroclr.api import MethodSpec, Param, hookimpl
+
+        def build(encoder, hidden_dim, output_dim, weight: float):
+            import torch
+            from lightly.loss import NegativeCosineSimilarity
+            from lightly.models.modules import SimSiamPredictionHead, SimSiamProjectionHead
+
+            from astroclr.api import Method
+
+            class SimSiam(Method):
+                def __init__(self):
+                    super().__init__()
+                    width = encoder.representation.out_features
+                    self.head = SimSiamProjectionHead(width, hidden_dim, output_dim)
+                    self.predictor = SimSiamPredictionHead(output_dim, hidden_dim, output_dim)
+                    self.criterion = NegativeCosineSimilarity()
+
+                def training_loss(self, views, encoder, step):  # views: two (B, C, H, W)
+                    z = self.head(encoder(torch.cat(views)))
+                    p1, p2 = self.predictor(z).chunk(2)
+                    z1, z2 = z.detach().chunk(2)
+                    return weight * (self.criterion(p1, z2) + self.criterion(p2, z1)) / 2
+
+            return SimSiam()
+
+        @hookimpl
+        def astroclr_methods():
+            yield MethodSpec("simsiam", "SimSiam: stop-gradient, no negatives", build,
+                             params=(Param("weight", float, 1.0, "loss scale", low=0.0),))
     """
 
 

@@ -28,6 +28,7 @@ _HOOKS = {
     "dataset": "astroclr_datasets",
     "augmentation": "astroclr_augmentations",
     "backbone": "astroclr_backbones",
+    "method": "astroclr_methods",
     "evaluator": "astroclr_evaluators",
     "command": "astroclr_commands",
 }

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 #: summary keys shown first in the report, with their display names; others follow as given
 _SUMMARY_KEYS = {
-    "dataset": "dataset", "backbone": "backbone", "n_galaxies": "galaxies", "bands": "bands",
+    "dataset": "dataset", "backbone": "backbone", "method": "method", "n_galaxies": "galaxies",
+    "bands": "bands",
     "image_size": "image size (px)", "epochs": "epochs", "steps": "optimiser steps",
     "train_seconds": "training time (s)", "final_loss": "final loss",
     "images_per_second": "images / second", "device": "device",

@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     from astroclr.resolved import Config
 
 # Changing these would make the checkpoint meaningless for the run.
-_MUST_MATCH = (("run", "dataset"), ("run", "backbone"), ("run", "seed"), ("train", "batch_size"),
+_MUST_MATCH = (("run", "dataset"), ("run", "backbone"), ("run", "seed"), ("train", "method"),
+               ("train", "batch_size"),
                ("train", "representation_dim"), ("train", "projection_hidden_dim"),
                ("train", "projection_dim"))
 
@@ -29,17 +30,19 @@ def prepare_resume(rundir: RunDir, config: Any, sets: Sequence[str], overrides: 
     stored = existing.config
     asked = cfgmod.assemble_config(config, sets, **overrides) if (config or sets or overrides) else {}
     merged = cfgmod.merge(stored, asked)
+    defaults = cfgmod.defaults()  # a run made before a key existed had its default
     for table, key in _MUST_MATCH:
-        before, after = stored.get(table, {}).get(key), merged.get(table, {}).get(key)
+        before = stored.get(table, {}).get(key, defaults[table].get(key))
+        after = merged.get(table, {}).get(key, defaults[table].get(key))
         if before != after:
             raise AstroclrError(f"cannot resume {rundir.path}: it was made with {table}.{key} = "
                                 f"{before!r}, not {after!r}")
     cfg = cfgmod.resolve(merged, registry)
-    tables = cfg.tables()
-    if tables["dataset"] != cfgmod.resolve(stored, registry).tables()["dataset"] or \
-            tables["backbone"] != stored.get("backbone", {}):
-        raise AstroclrError(f"cannot resume {rundir.path}: its dataset or backbone parameters "
-                            f"differ from the ones given")
+    tables, before = cfg.tables(), cfgmod.resolve(stored, registry).tables()
+    if tables["dataset"] != before["dataset"] or tables["backbone"] != stored.get("backbone", {}) \
+            or tables["method"] != before["method"]:
+        raise AstroclrError(f"cannot resume {rundir.path}: its dataset, backbone or method "
+                            f"parameters differ from the ones given")
     if existing.state.get("status") == "complete":
         raise AstroclrError(f"run {rundir.path} is already complete; nothing to resume")
     ckpt = rundir.last_checkpoint

@@ -46,7 +46,8 @@ def run(
     preset: str | None = None,
     **overrides: Any,
 ) -> Run:
-    """Train SimCLR, embed every galaxy, run the evaluators and write the report.
+    """Train the configured self-supervised method (SimCLR by default), embed every galaxy, run
+    the evaluators and write the report.
 
     ``config`` is a TOML path or a mapping of tables; ``preset`` names a shipped configuration
     (``astroclr config --presets``); ``sets`` are ``"table.key=value"`` assignments; keyword
@@ -99,11 +100,11 @@ def run(
     summary = fit(model, galaxies, cfg.train, cfg.run.seed, rundir, progress, ckpt_path)
     if child or summary["global_rank"] != 0:  # rank 0 alone embeds, evaluates and writes
         return Run(rundir, cfg.tables(), state)
-    rundir.save_encoder(model.encoder)
+    rundir.save_encoder(model.trained_encoder())
     state.update(status="trained", train=summary)
     rundir.write_state(state)
 
-    representations = _embed_run(model.encoder, galaxies, cfg, progress, rundir)
+    representations = _embed_run(model.trained_encoder(), galaxies, cfg, progress, rundir)
     rundir.write_embeddings(galaxies, representations)
     state["status"] = "embedded"
     rundir.write_state(state)
@@ -129,6 +130,7 @@ def _initial_state(registry: "Registry", cfg: "Config", galaxies: "Galaxies") ->
         "label_names": list(galaxies.label_names) if galaxies.label_names else None,
         "dataset": cfg.run.dataset,
         "backbone": cfg.run.backbone,
+        "method": cfg.train.method,
     }
 
 
@@ -192,9 +194,10 @@ def _evaluate(registry: "Registry", cfg: "Config", rundir: RunDir, galaxies: "Ga
 def _summary(cfg: "Config", state: Mapping[str, Any]) -> dict[str, Any]:
     train = state.get("train", {})
     return {
-        "title": f"astroclr run: {cfg.run.dataset} / {cfg.run.backbone}",
+        "title": f"astroclr run: {cfg.run.dataset} / {cfg.run.backbone} / {cfg.train.method}",
         "dataset": cfg.run.dataset,
         "backbone": cfg.run.backbone,
+        "method": cfg.train.method,
         "n_galaxies": state.get("n_galaxies"),
         "bands": state.get("bands"),
         "image_size": state.get("image_size"),

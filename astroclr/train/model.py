@@ -1,20 +1,21 @@
-"""The SimCLR Lightning module: backbone → representation → lightly projection head → NT-Xent.
+"""The training module: backbone → representation (the :class:`Encoder`), trained by a method.
 
-Two views of every galaxy are made inside ``training_step`` by the augmentation pipeline,
-on the whole batch, on the training device (after Lightning moved the batch there), from a
-seeded generator whose state is checkpointed, so a run and its resume are repeatable.
+The views of every galaxy are made inside ``training_step`` by the augmentation pipeline, on
+the whole batch, on the training device (after Lightning moved the batch there), from a seeded
+generator whose state is checkpointed, so a run and its resume are repeatable. The method
+(:mod:`astroclr.train.method`, a plugin: SimCLR, MoCo, BYOL, ...) turns the views into a loss.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import lightning as L
 import torch
-from lightly.loss import NTXentLoss
-from lightly.models.modules import SimCLRProjectionHead
 from torch import nn
+
+from astroclr.train.method import Method, TrainingStep
 
 if TYPE_CHECKING:
     from astroclr.data.augment import Pipeline
@@ -103,32 +104,35 @@ def warmup_cosine(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-class SimCLRModel(L.LightningModule):
-    """SimCLR on galaxy batches.
+class SelfSupervisedModel(L.LightningModule):
+    """A self-supervised method training an encoder on galaxy batches.
 
-    The batch is a float tensor (B, C, H, W). ``augment(x, generator)`` makes each view.
+    The batch is a float tensor (B, C, H, W). ``view_pipelines[i]`` makes the method's view
+    ``i`` (``pipeline(x, generator)``, then resized to ``view_resize[i]`` of the side); with no
+    pipelines every view is the batch itself.
     """
 
     def __init__(
         self,
-        backbone: nn.Module,
-        augment: "Pipeline | None",
-        representation_dim: int = 64,
-        projection_hidden_dim: int = 512,
-        projection_dim: int = 128,
-        temperature: float = 0.2,
+        encoder: Encoder,
+        method: Method,
+        view_pipelines: "Sequence[Pipeline] | None",
         lr: float = 2e-3,
         weight_decay: float = 1e-4,
         warmup_fraction: float = 0.05,
         seed: int = 0,
         channels_last: bool = False,
+        view_resize: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
-        self.encoder = Encoder(backbone, representation_dim)
-        self.head = SimCLRProjectionHead(representation_dim, projection_hidden_dim, projection_dim)
-        # Negatives from every process: with DDP the effective batch is the global one.
-        self.criterion = NTXentLoss(temperature=temperature, gather_distributed=True)
-        self.augment = augment
+        self.encoder = encoder
+        self.method = method
+        n_views = len(method.views)
+        self.view_pipelines = list(view_pipelines) if view_pipelines is not None else None
+        if self.view_pipelines is not None and len(self.view_pipelines) != n_views:
+            raise ValueError(f"{len(self.view_pipelines)} view pipelines for {n_views} views")
+        self.view_resize = list(view_resize) if view_resize is not None else \
+            [float(v.resize) for v in method.views]
         self.lr = lr
         self.weight_decay = weight_decay
         self.warmup_fraction = warmup_fraction
@@ -140,6 +144,11 @@ class SimCLRModel(L.LightningModule):
         self._generator: torch.Generator | None = None
         # Generator states restored from a checkpoint: one per process of the saving run.
         self._generator_states: list[torch.Tensor] | None = None
+
+    @property
+    def augment(self) -> "Pipeline | None":
+        """The first view's pipeline (None: views are the batch itself)."""
+        return self.view_pipelines[0] if self.view_pipelines else None
 
     # -- views -------------------------------------------------------------------------------
     def generator(self, device: torch.device) -> torch.Generator:
@@ -167,12 +176,20 @@ class SimCLRModel(L.LightningModule):
         trainer = self._trainer
         return int(trainer.world_size) if trainer is not None else 1
 
-    def views(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Two independently augmented views of a batch (or the batch twice, with no pipeline)."""
-        if self.augment is None:
-            return x, x
-        gen = self.generator(x.device)
-        return self.augment(x, gen), self.augment(x, gen)
+    def views(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The method's augmented views of a batch, made in order from one generator."""
+        out = []
+        for i, resize in enumerate(self.view_resize):
+            v = x if self.view_pipelines is None else \
+                self.view_pipelines[i](x, self.generator(x.device))
+            if resize != 1.0:
+                side = max(1, round(x.shape[-1] * resize))
+                v = nn.functional.interpolate(v, size=(side, side), mode="bilinear",
+                                              antialias=True, align_corners=False)
+            if self.use_channels_last:
+                v = v.contiguous(memory_format=torch.channels_last)
+            out.append(v)
+        return out
 
     # -- training ----------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -180,18 +197,31 @@ class SimCLRModel(L.LightningModule):
             x = x.contiguous(memory_format=torch.channels_last)
         return self.encoder(x)
 
+    def training_position(self) -> TrainingStep:
+        return TrainingStep(step=int(self.global_step), total_steps=max(1, int(self.total_steps or 1)),
+                            epoch=int(self.current_epoch))
+
+    def batch_loss(self, batch: torch.Tensor) -> torch.Tensor:
+        """The method's loss on a batch: views, then the method (no logging)."""
+        return self.method.training_loss(self.views(batch), self.encoder, self.training_position())
+
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
-        v1, v2 = self.views(batch)
-        # One pass over both views: half the kernel launches, BatchNorm sees both.
-        z = self.head(self(torch.cat([v1, v2])))
-        z1, z2 = z.chunk(2)
-        loss = self.criterion(z1.float(), z2.float())
+        loss = self.batch_loss(batch)
         self.log("loss", loss, prog_bar=True, on_step=True, on_epoch=True,
                  batch_size=batch.shape[0], sync_dist=False)
         return loss
 
+    def on_after_backward(self) -> None:
+        self.method.after_backward(self.training_position())
+
+    def trained_encoder(self) -> nn.Module:
+        """The encoder the run keeps (``model.pt``) and embeds with."""
+        return self.method.kept_encoder(self.encoder)
+
     def configure_optimizers(self) -> Any:
-        opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        # Momentum encoders and frozen layers are not trained by the optimiser.
+        params = [p for p in self.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
         total = self.total_steps or int(self.trainer.estimated_stepping_batches)
         total = max(1, int(total))
         warmup = int(self.warmup_fraction * total)
@@ -204,7 +234,7 @@ class SimCLRModel(L.LightningModule):
     # Every process runs this (Lightning builds the checkpoint on all ranks, rank 0 writes it),
     # so the states of all processes are gathered and saved.
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.augment is None:
+        if self.view_pipelines is None:
             return
         state = self.generator(self.device).get_state()
         if self._world_size() > 1:
@@ -233,6 +263,9 @@ class SimCLRModel(L.LightningModule):
         was_training = self.training
         self.eval()
         try:
-            return self(x.to(self.device)).float()
+            x = x.to(self.device)
+            if self.use_channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            return self.trained_encoder()(x).float()
         finally:
             self.train(was_training)

@@ -78,7 +78,7 @@ def measure_step_seconds(model: Any, images: Any, batch_size: int, train: "Train
     """Seconds per optimiser step, measured on a copy of the model (the real one is untouched)."""
     device = torch.device(device if device is not None else train.device)
     probe = copy.deepcopy(model).to(device).train()
-    opt = torch.optim.AdamW(probe.parameters(), lr=0.0)
+    opt = torch.optim.AdamW([p for p in probe.parameters() if p.requires_grad], lr=0.0)
     n = min(batch_size, len(images))
     x = torch.from_numpy(images[:n].astype("float32")).to(device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16,
@@ -87,10 +87,7 @@ def measure_step_seconds(model: Any, images: Any, batch_size: int, train: "Train
     for i in range(steps + 1):
         t0 = time.perf_counter()
         with autocast:
-            v1, v2 = probe.views(x)
-            z = probe.head(probe(torch.cat([v1, v2])))
-            z1, z2 = z.chunk(2)
-            loss = probe.criterion(z1.float(), z2.float())
+            loss = probe.batch_loss(x)  # the method's views and loss, as in training
         opt.zero_grad()
         loss.backward()
         opt.step()

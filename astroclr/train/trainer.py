@@ -18,7 +18,7 @@ from astroclr.progress import TrainingProgress
 from astroclr.train.devices import one_line, quiet_lightning, trainer_error
 from astroclr.train.launch import launched_rank
 from astroclr.train.loader import training_loader
-from astroclr.train.model import SimCLRModel, convert_global_batchnorm
+from astroclr.train.model import SelfSupervisedModel, convert_global_batchnorm
 from astroclr.train.schedule import (
     BudgetRefit,
     Plan,
@@ -160,7 +160,7 @@ def build_trainer(train: "TrainOptions", rundir: "RunDir", progress: TrainingPro
         raise trainer_error(train, exc) from None
 
 
-def fit(model: SimCLRModel, galaxies: "Galaxies", train: "TrainOptions", seed: int,
+def fit(model: SelfSupervisedModel, galaxies: "Galaxies", train: "TrainOptions", seed: int,
         run_dir: "RunDir | Path", show_progress: bool = True, ckpt_path: str | None = None
         ) -> dict[str, Any]:
     """Train ``model`` on ``galaxies``; returns a summary (steps, seconds, loss, images/s)."""
