@@ -53,6 +53,8 @@ _HOMES = {
     "index_of": "astroclr.evaluate.similar",
     "nearest": "astroclr.evaluate.similar",
     "montage": "astroclr.evaluate.similar",
+    # files
+    "safe_name": "astroclr.session.rundir",
 }
 
 __all__ = sorted(_HOMES)

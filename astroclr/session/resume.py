@@ -32,14 +32,20 @@ def prepare_resume(rundir: RunDir, config: Any, sets: Sequence[str], overrides: 
     for table, key in _MUST_MATCH:
         before, after = stored.get(table, {}).get(key), merged.get(table, {}).get(key)
         if before != after:
-            raise AstroclrError(f"cannot resume {rundir.path}: it was made with {table}.{key} = "
-                                f"{before!r}, not {after!r}")
+            what = (f"backbone {before!r}; --resume continues the same network, so another "
+                    f"backbone ({after!r}) needs a new run (--out)") if key == "backbone" else \
+                f"{table}.{key} = {before!r}, not {after!r}"
+            raise AstroclrError(f"cannot resume {rundir.path}: it was made with {what}")
     cfg = cfgmod.resolve(merged, registry)
     tables = cfg.tables()
-    if tables["dataset"] != cfgmod.resolve(stored, registry).tables()["dataset"] or \
-            tables["backbone"] != stored.get("backbone", {}):
-        raise AstroclrError(f"cannot resume {rundir.path}: its dataset or backbone parameters "
-                            f"differ from the ones given")
+    made = cfgmod.resolve(stored, registry).tables()
+    for table in ("dataset", "backbone"):
+        for key in sorted(set(made[table]) | set(tables[table])):
+            before, after = made[table].get(key), tables[table].get(key)
+            if before != after:
+                raise AstroclrError(f"cannot resume {rundir.path}: it was made with {table}.{key} "
+                                    f"= {before!r}, not {after!r}; a resumed run keeps its "
+                                    f"{table} ({made['run'][table]}) parameters")
     if existing.state.get("status") == "complete":
         raise AstroclrError(f"run {rundir.path} is already complete; nothing to resume")
     ckpt = rundir.last_checkpoint

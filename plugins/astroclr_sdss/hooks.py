@@ -138,7 +138,23 @@ def _open_prepared(params: dict):
         n = params["limit"]
         galaxies = type(galaxies)(galaxies.images[:n], galaxies.catalog[:n], galaxies.survey,
                                   galaxies.preprocessing, galaxies.label_names, galaxies.raw_size)
+    galaxies.catalog.meta["skips"] = _prepared_skips(Path(params["path"]))
     return galaxies
+
+
+def _prepared_skips(path: Path) -> list:
+    """The skip report ``astroclr prepare`` wrote beside the images, so a run on a prepared
+    dataset keeps it too."""
+    import csv
+
+    from astroclr.api import Skip
+
+    try:
+        with open(path / "skipped.csv", newline="") as fh:
+            return [Skip(int(r["row"]), r["reason"], r["detail"], r["id"])
+                    for r in csv.DictReader(fh)]
+    except (OSError, KeyError, ValueError):  # an older or hand-made directory: no report
+        return []
 
 
 @hookimpl
