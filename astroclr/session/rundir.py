@@ -11,6 +11,7 @@
     skipped.csv        galaxies the dataset could not read, with the reason
     figures/           evaluator figures
     report.md, report.html
+    .lock              while a process writes here: its pid, host and start time
 """
 
 from __future__ import annotations

@@ -29,7 +29,8 @@ PARAMS = (
     Param("label_column", str, "", "catalogue column of labels ('' : unlabelled)"),
     Param("label_map", str, "", "raw label -> class, e.g. '0=early,1=late,2=late,3=late,4=-,5=-' "
           "('-': unlabelled); '' : labels are already integers"),
-    Param("unmapped_label", str, "error", "a label outside label_map: error, unlabelled or skip",
+    Param("unmapped_label", str, "error", "a label outside label_map (without label_map: not "
+          "an integer class): error (naming its row), unlabelled or skip",
           choices=("error", "unlabelled", "skip")),
     Param("label_names", list, [], "class names of integer labels 0, 1, ... (without label_map)",
           item_type=str),
