@@ -96,3 +96,48 @@ def to_jsonable(value: Any) -> Any:
     if hasattr(value, "to_value") and hasattr(value, "unit"):  # astropy Quantity
         return {"value": to_jsonable(value.value), "unit": str(value.unit)}
     return str(value)
+
+
+def check_writable(path: str | Path, what: str, is_dir: bool = True) -> Path:
+    """Raise a one-line error unless ``path`` (a directory, or a file when ``is_dir`` is false)
+    can be created or written, naming ``what`` (e.g. "--out"), the path and why.
+
+    Run before any data is loaded, so a bad output costs seconds, not a training run. The
+    nearest existing folder is probed by creating and removing a file in it: permission bits
+    alone do not say it (root ignores them; a read-only mount refuses root too).
+    """
+    from astroclr.plugin.specs import AstroclrError
+
+    path = Path(path)
+
+    def fail(why: str) -> None:
+        raise AstroclrError(f"cannot write {what} {path}: {why}")
+
+    if path.exists():
+        if is_dir and not path.is_dir():
+            fail("it exists and is not a directory")
+        if not is_dir and path.is_dir():
+            fail("it is a directory; give a file name")
+    # The first existing ancestor must be a directory we can create entries in.
+    folder = path if (is_dir and path.is_dir()) else path.parent
+    while not folder.exists():
+        if folder.is_symlink():
+            fail(f"{folder} is a broken link")
+        folder = folder.parent
+    if not folder.is_dir():
+        fail(f"{folder} is a file, not a directory")
+    try:
+        fd, probe = _probe(folder)
+    except OSError as exc:
+        fail(f"{folder} is not writable ({exc.strerror or exc})")
+    os.close(fd)
+    os.unlink(probe)
+    if path.exists() and not path.is_dir() and not os.access(path, os.W_OK):
+        fail("the file is read-only")
+    return path
+
+
+def _probe(folder: Path) -> tuple[int, str]:
+    import tempfile
+
+    return tempfile.mkstemp(prefix=".astroclr-probe-", dir=folder)

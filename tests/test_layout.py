@@ -47,7 +47,7 @@ def test_no_import_cycle_in_the_core():
 
 def test_core_is_grouped_in_small_modules():
     flat = sorted(p.name for p in CORE.glob("*.py"))
-    assert flat == ["__init__.py", "api.py", "config.py", "files.py", "progress.py",
+    assert flat == ["__init__.py", "api.py", "config.py", "files.py", "lock.py", "progress.py",
                     "resolved.py", "version.py"], flat
     big = [(str(p.relative_to(ROOT)), n) for p in CORE.rglob("*.py")
            if (n := len(p.read_text().splitlines())) > 400]

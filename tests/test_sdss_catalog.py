@@ -81,3 +81,59 @@ def test_label_map_syntax():
         parse_label_map("early")
     with pytest.raises(AstroclrError, match="mapped twice"):
         parse_label_map("1=a,1=b")
+
+
+# -- every value checked row by row ---------------------------------------------------------------
+def _csv(tmp_path, text):
+    path = tmp_path / "c.csv"
+    path.write_text(text)
+    return path
+
+
+def test_text_in_a_position_column_is_a_counted_skip(tmp_path):
+    path = _csv(tmp_path, "id,ra,dec\n1,10.0,1.0\n2,abc,1.0\n3,11.0,\n4,12.0,-91\n")
+    cat, skips, _ = read_catalog(path, CatalogOptions(), need_position=True)
+    assert cat["id"].tolist() == [1]
+    assert [(s.id, s.reason) for s in skips] == [("2", "bad_position"), ("3", "bad_position"),
+                                                 ("4", "bad_position")]
+    assert "ra = 'abc' is not a number" in skips[0].detail
+
+
+def test_text_in_the_redshift_column_is_a_counted_skip(tmp_path):
+    path = _csv(tmp_path, "id,z\n1,0.05\n2,n/a\n3,\n4,0.3\n")
+    cat, skips, _ = read_catalog(path, CatalogOptions(z_column="z", z_max=0.15))
+    assert cat["id"].tolist() == [1]
+    assert [(s.id, s.reason) for s in skips] == [("2", "bad_redshift"), ("3", "redshift_cut"),
+                                                 ("4", "redshift_cut")]
+    cat, skips, _ = read_catalog(path, CatalogOptions(z_column="z"))  # no cut: only text drops
+    assert cat["id"].tolist() == [1, 3, 4] and [s.reason for s in skips] == ["bad_redshift"]
+
+
+@pytest.mark.parametrize("value", ["0.5", "early", "-3", "nan"])
+def test_a_label_that_is_not_an_integer_class_names_its_row_and_column(tmp_path, value):
+    path = _csv(tmp_path, f"id,cls\n1,0\n2,{value}\n3,1\n")
+    with pytest.raises(AstroclrError, match=rf"row 1 \(id 2\): label '{value}' of column 'cls' is "
+                                            rf"not an integer class"):
+        read_catalog(path, CatalogOptions(label_column="cls"))
+    cat, skips, _ = read_catalog(path, CatalogOptions(label_column="cls", unmapped_label="skip"))
+    assert cat["id"].tolist() == [1, 3] and [(s.id, s.reason) for s in skips] == [("2", "bad_label")]
+    cat, _, _ = read_catalog(path, CatalogOptions(label_column="cls", unmapped_label="unlabelled"))
+    assert cat["label"].tolist() == [0, -1, 1]
+
+
+def test_integer_labels_in_a_float_column_and_empty_ones_are_read(tmp_path):
+    path = _csv(tmp_path, "id,cls\n1,0.0\n2,\n3,1.0\n4,-1\n")
+    cat, skips, _ = read_catalog(path, CatalogOptions(label_column="cls"))
+    assert cat["label"].tolist() == [0, -1, 1, -1] and skips == []
+
+
+def test_a_frame_number_that_is_not_a_number_is_a_counted_skip(tmp_path):
+    from astroclr_sdss.source import _with_frame_columns
+
+    path = _csv(tmp_path, "id,ra,dec,run,camcol,field\n1,150,2,3918,3,213\n2,150,2,x,3,213\n"
+                          "3,150,2,3918,3.5,213\n")
+    opts = CatalogOptions()
+    cat, _, _ = read_catalog(path, opts, need_position=True)
+    cat, skips = _with_frame_columns(cat, str(path), opts, ("run", "camcol", "field"))
+    assert cat["id"].tolist() == [1] and cat["run"].tolist() == [3918]
+    assert [(s.id, s.reason) for s in skips] == [("2", "bad_frame_id"), ("3", "bad_frame_id")]

@@ -39,7 +39,8 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except AstroclrError as exc:
             err(str(exc))
-            raise typer.Exit(2) from None
+            # 2 for a user error; an interrupted run says its own (130 for SIGINT, 143 for SIGTERM)
+            raise typer.Exit(getattr(exc, "exit_code", 2)) from None
         except KeyboardInterrupt:
             err("interrupted; a run can be continued with astroclr run --resume RUN_DIR")
             raise typer.Exit(130) from None

@@ -21,14 +21,18 @@ def similar_cmd(
 ) -> None:
     """Find the galaxies most similar to one galaxy in representation space; write a montage."""
     from astroclr.evaluate.similar import load_embeddings, montage, nearest
+    from astroclr.files import check_writable
     from astroclr.session.rundir import open_run
 
     existing = open_run(run_dir)
+    # The default name comes from the id: RunDir.figure keeps it inside figures/ whatever it holds.
+    path = out or existing.rundir.figure(f"similar_{objid}")
+    check_writable(path, "--out" if out else "the montage", is_dir=False)
+    _check_image_format(path)
     ids, reps = load_embeddings(existing.dir)  # read once: the listing and the montage share it
     neighbours = nearest(ids, reps, objid, k, where=str(existing.rundir.embeddings))
     for nid, dist in neighbours:
         typer.echo(f"{nid}\t{dist:.4f}")
-    path = out or existing.rundir.figure(f"similar_{objid}")
     montage(existing.galaxies(), objid, neighbours, path)
     typer.echo(f"montage: {path}")
 
@@ -47,15 +51,31 @@ def augment_preview_cmd(
     """Write a figure of galaxies, each augmentation alone, and composed views."""
     from astroclr import config as cfgmod
     from astroclr.data.preview import write_preview
+    from astroclr.files import check_writable
     from astroclr.plugin.registry import get_registry
     from astroclr.session.build import load_dataset
 
     registry = get_registry()
     cfg = cfgmod.resolve(cfgmod.assemble_config(config, sets or (), dataset=dataset), registry)
+    check_writable(out, "--out", is_dir=False)  # before the dataset is loaded
+    _check_image_format(out)
     galaxies = load_dataset(registry, cfg)
     path = write_preview(galaxies, cfg.pipeline, cfg.augment_params, out, seed=seed,
                          n_galaxies=n_galaxies, n_views=n_views, registry=registry)
     typer.echo(f"preview: {path}")
+
+
+def _check_image_format(path: Path) -> None:
+    """A one-line error for a suffix matplotlib cannot write (rather than its traceback later)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    from astroclr.plugin.specs import AstroclrError
+
+    suffix = path.suffix.lower().lstrip(".")
+    known = FigureCanvasBase.get_supported_filetypes()
+    if suffix and suffix not in known:
+        raise AstroclrError(f"cannot write {path}: .{suffix} is not an image format matplotlib "
+                            f"writes ({', '.join(sorted(known))})")
 
 
 @app.command("plugins")

@@ -29,7 +29,8 @@ from astroclr.data.prepared import (
     write_skipped_csv,
 )
 from astroclr.data.rowfile import RowFile
-from astroclr.files import to_jsonable, write_json
+from astroclr.files import check_writable, to_jsonable, write_json
+from astroclr.lock import LOCK_NAME, locked
 from astroclr.plugin.specs import AstroclrError, validate_params
 
 
@@ -52,7 +53,7 @@ def prepare_dataset(
     """
     spec = registry.get("dataset", dataset_name)
     resolved = validate_params(spec.all_params, dict(params), f"dataset.{dataset_name}")
-    out_dir = Path(out_dir)
+    out_dir = check_writable(out_dir, "--out")  # before any data is read
     if spec.prepare is not None:
         extra = {"workers": workers, "progress": progress, "max_chunks": max_chunks}
         accepted = inspect.signature(spec.prepare).parameters
@@ -86,22 +87,42 @@ def write_prepared(
     """
     out_dir = Path(out_dir)
     t0 = time.perf_counter()
-    n = len(source.catalog)
-    if n == 0:
-        raise AstroclrError(f"prepare {out_dir}: no galaxies to prepare "
-                            f"({len(source.pre_skipped)} dropped before reading images)")
-    c, h, w = (int(v) for v in source.image_shape)
     fingerprint = _fingerprint(source, chunk_size)
-    if (out_dir / "meta.json").exists():
-        meta = read_meta(out_dir)
-        if meta.get("source") != fingerprint:
-            raise AstroclrError(f"{out_dir} already holds a prepared dataset made from other "
-                                f"inputs or parameters; choose another output directory")
-        # meta.json is moved in last: everything else is in place. A leftover .partial is only
-        # an interrupted clean-up.
-        shutil.rmtree(out_dir / PARTIAL, ignore_errors=True)
-        return _summary_from_meta(out_dir, meta, seconds=0.0, already=True)
+    done = _completed(out_dir, fingerprint)
+    if done is not None:
+        return done
+    if len(source.catalog) == 0:
+        _nothing_left(out_dir, list(source.pre_skipped), "no galaxies to prepare")
     _check_out_dir(out_dir)
+    with locked(out_dir, "prepare"):
+        done = _completed(out_dir, fingerprint)  # finished by another prepare meanwhile
+        if done is not None:
+            return done
+        return _write_unlocked(source, out_dir, workers, progress, chunk_size, max_chunks,
+                               fingerprint, t0)
+
+
+def _completed(out_dir: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+    """The summary of the prepared dataset already in ``out_dir`` (None when there is none);
+    an error when it was made from other inputs."""
+    if not (out_dir / "meta.json").exists():
+        return None
+    meta = read_meta(out_dir)
+    if meta.get("source") != fingerprint:
+        raise AstroclrError(f"{out_dir} already holds a prepared dataset made from other "
+                            f"inputs or parameters; choose another output directory")
+    # meta.json is moved in last: everything else is in place. A leftover .partial is only
+    # an interrupted clean-up.
+    shutil.rmtree(out_dir / PARTIAL, ignore_errors=True)
+    return _summary_from_meta(out_dir, meta, seconds=0.0, already=True)
+
+
+def _write_unlocked(source: PrepareSource, out_dir: Path, workers: int | None, progress: bool,
+                    chunk_size: int, max_chunks: int | None, fingerprint: dict[str, Any],
+                    t0: float) -> dict[str, Any]:
+    """:func:`write_prepared` once ``out_dir`` is checked and locked."""
+    n = len(source.catalog)
+    c, h, w = (int(v) for v in source.image_shape)
     partial = out_dir / PARTIAL
     chunks_dir = partial / "chunks"
     chunks_dir.mkdir(parents=True, exist_ok=True)
@@ -253,8 +274,7 @@ def _finalise(source, out_dir: Path, bounds, shape, fingerprint) -> dict[str, An
                 columns.setdefault(k, []).extend(v)
         kept = np.concatenate(kept_parts) if kept_parts else np.zeros(0, np.int64)
         if len(kept) == 0:
-            raise AstroclrError(f"prepare {out_dir}: every galaxy was skipped "
-                                f"({reason_counts(skips)}); see {partial}/chunks")
+            _nothing_left(out_dir, skips, "every galaxy was skipped")
         staging_path = partial / "rows.npy"
         images_path = partial / "images.npy"
         n = len(source.catalog)
@@ -311,11 +331,26 @@ def _finalise(source, out_dir: Path, bounds, shape, fingerprint) -> dict[str, An
 
 
 # -- helpers ------------------------------------------------------------------------------------
+def _nothing_left(out_dir: Path, skips: list[Skip], what: str) -> None:
+    """Write the skip report of a prepare that kept no galaxy, then say why in one line."""
+    counts = ", ".join(f"{k}: {v}" for k, v in reason_counts(skips).items()) or "no candidates"
+    where = ""
+    if skips:
+        _check_out_dir(out_dir)
+        write_skipped_csv(out_dir / "skipped.csv", skips)
+        first = skips[0]
+        where = (f"; e.g. id {first.id} (row {first.row}): {first.reason}: {first.detail}; "
+                 f"every galaxy in {out_dir / 'skipped.csv'}")
+    raise AstroclrError(f"prepare {out_dir}: {what} ({counts}){where}")
+
+
 def _check_out_dir(out_dir: Path) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise AstroclrError(f"prepare: {out_dir} exists and is not a directory")
     if out_dir.exists():
-        foreign = [p.name for p in out_dir.iterdir() if p.name != PARTIAL and p.name not in FINAL_FILES]
+        ours = (PARTIAL, LOCK_NAME, *FINAL_FILES)
+        foreign = [p.name for p in out_dir.iterdir()
+                   if p.name not in ours and not p.name.startswith(LOCK_NAME + ".")]
         if foreign:
             raise AstroclrError(f"prepare: {out_dir} is not empty ({foreign[0]}, ...) and is not a "
                                 f"prepared dataset; choose an empty or new directory")

@@ -35,14 +35,21 @@ def prepare_resume(rundir: RunDir, config: Any, sets: Sequence[str], overrides: 
         before = stored.get(table, {}).get(key, defaults[table].get(key))
         after = merged.get(table, {}).get(key, defaults[table].get(key))
         if before != after:
-            raise AstroclrError(f"cannot resume {rundir.path}: it was made with {table}.{key} = "
-                                f"{before!r}, not {after!r}")
+            what = (f"backbone {before!r}; --resume continues the same network, so another "
+                    f"backbone ({after!r}) needs a new run (--out)") if key == "backbone" else \
+                f"{table}.{key} = {before!r}, not {after!r}"
+            raise AstroclrError(f"cannot resume {rundir.path}: it was made with {what}")
     cfg = cfgmod.resolve(merged, registry)
-    tables, before = cfg.tables(), cfgmod.resolve(stored, registry).tables()
-    if tables["dataset"] != before["dataset"] or tables["backbone"] != stored.get("backbone", {}) \
-            or tables["method"] != before["method"]:
-        raise AstroclrError(f"cannot resume {rundir.path}: its dataset, backbone or method "
-                            f"parameters differ from the ones given")
+    tables = cfg.tables()
+    made = cfgmod.resolve(stored, registry).tables()
+    for table in ("dataset", "backbone", "method"):
+        for key in sorted(set(made[table]) | set(tables[table])):
+            before, after = made[table].get(key), tables[table].get(key)
+            if before != after:
+                owner = made["train"]["method"] if table == "method" else made["run"][table]
+                raise AstroclrError(f"cannot resume {rundir.path}: it was made with {table}.{key} "
+                                    f"= {before!r}, not {after!r}; a resumed run keeps its "
+                                    f"{table} ({owner}) parameters")
     if existing.state.get("status") == "complete":
         raise AstroclrError(f"run {rundir.path} is already complete; nothing to resume")
     ckpt = rundir.last_checkpoint

@@ -11,19 +11,21 @@
     skipped.csv        galaxies the dataset could not read, with the reason
     figures/           evaluator figures
     report.md, report.html
+    .lock              while a process writes here: its pid, host and start time
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from astroclr.files import atomic_path, atomic_write, read_json, write_json
+from astroclr.files import atomic_path, atomic_write, check_writable, read_json, write_json
 from astroclr.plugin.specs import AstroclrError
 
 if TYPE_CHECKING:
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from astropy.table import Table
 
     from astroclr.data.galaxies import Galaxies
+    from astroclr.data.prepared import Skip
 
 
 class RunDir:
@@ -130,6 +133,37 @@ class RunDir:
                                 f"{self.CONFIG}/{self.STATE})")
         return self
 
+    def check_writable(self, what: str = "the run directory") -> "RunDir":
+        """A one-line error, before any data is loaded, when this directory (or its
+        ``figures/``) cannot be created or written."""
+        check_writable(self.path, what)
+        if self.path.is_dir():
+            check_writable(self.figures, "the figures folder")
+        return self
+
+    @contextlib.contextmanager
+    def lock(self, enabled: bool = True) -> Iterator[None]:
+        """Hold ``.lock`` for the block: a second writer of this directory fails at once,
+        naming the holder (see :mod:`astroclr.lock`). The directory is created if needed and
+        removed again if the block fails leaving it empty."""
+        from astroclr.lock import locked
+
+        if not enabled:
+            yield
+            return
+        created = not self.path.exists()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise AstroclrError(f"cannot create {self.path}: {exc.strerror or exc}") from None
+        try:
+            with locked(self.path, "run"):
+                yield
+        finally:
+            if created:
+                with contextlib.suppress(OSError):
+                    self.path.rmdir()  # only when empty: a failure before anything was written
+
     def clear(self) -> None:
         """Remove what a previous run wrote (``--overwrite``); other files stay."""
         for name in self.FILES:
@@ -165,6 +199,12 @@ class RunDir:
 
     def write_metrics(self, doc: Mapping[str, Any]) -> None:
         write_json(self.metrics, doc)
+
+    def write_skipped(self, skips: "Sequence[Skip]") -> None:
+        """``skipped.csv``: every galaxy the dataset could not use, with the reason."""
+        from astroclr.data.prepared import write_skipped_csv
+
+        write_skipped_csv(self.skipped, skips)
 
     # -- model ---------------------------------------------------------------------------------
     def save_encoder(self, encoder: "torch.nn.Module") -> None:
@@ -229,9 +269,17 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 
 def safe_name(text: Any, limit: int = 80) -> str:
     """A file-name stem from any id: path separators, dots-only names and control characters
-    never survive, so a hostile id (``../x``, ``a/../../b``) cannot name a path elsewhere."""
-    stem = _UNSAFE.sub("_", str(text)).strip("._") or "_"
-    return stem[:limit]
+    never survive, so a hostile id (``../x``, ``a/../../b``, ``/abs``, NUL) cannot name a path
+    elsewhere. A name that had to be changed (or shortened) ends in a short hash of the id, so
+    two ids never share a file (``a/b`` and ``a_b``)."""
+    import hashlib
+
+    raw = str(text)
+    stem = _UNSAFE.sub("_", raw).strip("._") or "_"
+    if stem == raw and len(stem) <= limit:
+        return stem
+    digest = hashlib.sha1(raw.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{stem[: max(1, limit - 9)]}-{digest}"
 
 
 @dataclass

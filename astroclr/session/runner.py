@@ -19,6 +19,7 @@ from astroclr.session.rundir import Run, RunDir, open_run
 
 if TYPE_CHECKING:
     from astroclr.data.galaxies import Galaxies
+    from astroclr.data.prepared import Skip
     from astroclr.plugin.registry import Registry
     from astroclr.resolved import Config
 
@@ -78,10 +79,24 @@ def run(
         if rundir.path.exists() and not rundir.path.is_dir():
             raise AstroclrError(f"output {rundir.path} exists and is not a directory")
         if rundir.holds_run() and not overwrite and not child:
-            raise AstroclrError(f"output directory {rundir.path} already holds a run; choose "
-                                f"another --out, or pass --overwrite to replace it or --resume to "
-                                f"continue it")
+            raise AstroclrError(_holds_run_message(rundir))
+    if not child:  # before any data is loaded: a bad output costs seconds, not a training run
+        rundir.check_writable("the run directory" if resume is not None else "--out")
 
+    with rundir.lock(enabled=not child):
+        if resume is None and not overwrite and not child and rundir.holds_run():
+            raise AstroclrError(_holds_run_message(rundir))  # written meanwhile by another run
+        return _train_and_evaluate(registry, cfg, rundir, resume, overwrite, child, ckpt_path,
+                                   progress)
+
+
+def _holds_run_message(rundir: RunDir) -> str:
+    return (f"output directory {rundir.path} already holds a run; choose another --out, or pass "
+            f"--overwrite to replace it or --resume to continue it")
+
+
+def _train_and_evaluate(registry: "Registry", cfg: "Config", rundir: RunDir, resume: Any,
+                        overwrite: bool, child: bool, ckpt_path: str | None, progress: bool) -> Run:
     galaxies, model, pipeline = build_training(registry, cfg)
 
     if resume is None and not child:
@@ -89,6 +104,9 @@ def run(
             rundir.clear()
         rundir.path.mkdir(parents=True, exist_ok=True)
         rundir.write_config(cfg)
+        skips = dataset_skips(galaxies)
+        if skips is not None:
+            rundir.write_skipped(skips)
     state: dict[str, Any] = {}
     if not child:
         state = _initial_state(registry, cfg, galaxies) if resume is None else rundir.read_state()
@@ -114,6 +132,13 @@ def run(
                      progress)
 
 
+def dataset_skips(galaxies: "Galaxies") -> "list[Skip] | None":
+    """The galaxies a dataset could not use (``catalog.meta["skips"]``: a list of
+    :class:`~astroclr.data.prepared.Skip`), or None when the dataset does not say."""
+    skips = galaxies.catalog.meta.get("skips")
+    return None if skips is None else list(skips)
+
+
 def _initial_state(registry: "Registry", cfg: "Config", galaxies: "Galaxies") -> dict:
     from astroclr.version import __version__
 
@@ -131,7 +156,17 @@ def _initial_state(registry: "Registry", cfg: "Config", galaxies: "Galaxies") ->
         "dataset": cfg.run.dataset,
         "backbone": cfg.run.backbone,
         "method": cfg.train.method,
+        **_skip_counts(galaxies),
     }
+
+
+def _skip_counts(galaxies: "Galaxies") -> dict[str, Any]:
+    from astroclr.data.prepared import reason_counts
+
+    skips = dataset_skips(galaxies)
+    if skips is None:
+        return {}
+    return {"skipped": reason_counts(skips), "skipped_total": len(skips)}
 
 
 def _embed_run(module: Any, galaxies: "Galaxies", cfg: "Config", progress: bool,
@@ -208,6 +243,7 @@ def _summary(cfg: "Config", state: Mapping[str, Any]) -> dict[str, Any]:
         "images_per_second": train.get("images_per_second"),
         "device": train.get("device"),
         "evaluate_seconds": state.get("evaluate_seconds"),
+        **({"skipped": state["skipped"]} if state.get("skipped") else {}),
         "survey": state.get("survey"),
         "config": cfg.tables(),
     }
@@ -230,11 +266,13 @@ def evaluate_run(run_dir: str | Path, evaluators: Sequence[str] | None = None,
         raw["evaluate"] = {k: v for k, v in raw.get("evaluate", {}).items() if k in evaluators}
     cfg = cfgmod.resolve(raw, registry)
     ids, representations = existing.rundir.embedding_arrays()
-    galaxies = load_dataset(registry, cfg)
-    check_targets(registry, cfg.run.evaluators, cfg.evaluate, cfg.run.label_column, galaxies)
-    if not same_ids(ids, galaxies.ids):
-        raise AstroclrError(f"{existing.rundir.embeddings} does not match the dataset "
-                            f"{cfg.run.dataset!r} it was made from (ids differ)")
-    pipeline = pipeline_from_config(registry, galaxies.survey, cfg.augment)
-    return _evaluate(registry, cfg, existing.rundir, galaxies, representations, pipeline,
-                     dict(existing.state), progress)
+    existing.rundir.check_writable()  # before the dataset is loaded
+    with existing.rundir.lock():
+        galaxies = load_dataset(registry, cfg)
+        check_targets(registry, cfg.run.evaluators, cfg.evaluate, cfg.run.label_column, galaxies)
+        if not same_ids(ids, galaxies.ids):
+            raise AstroclrError(f"{existing.rundir.embeddings} does not match the dataset "
+                                f"{cfg.run.dataset!r} it was made from (ids differ)")
+        pipeline = pipeline_from_config(registry, galaxies.survey, cfg.augment)
+        return _evaluate(registry, cfg, existing.rundir, galaxies, representations, pipeline,
+                         dict(existing.state), progress)

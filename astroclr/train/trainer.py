@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,6 +74,65 @@ class LastCheckpoint(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         trainer.save_checkpoint(self.path)
+
+
+class Interrupted(AstroclrError):
+    """Training stopped by SIGINT or SIGTERM after writing a resumable checkpoint; the CLI exits
+    with ``exit_code`` (128 + the signal: 130 for Ctrl-C, 143 for SIGTERM)."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + int(signum)
+
+
+class _StopTraining(BaseException):
+    """Raised from a callback to leave ``trainer.fit``; Lightning re-raises a BaseException
+    after its own clean-up (``on_exception``, teardown), unlike a KeyboardInterrupt, which it
+    turns into ``sys.exit(1)``."""
+
+
+class StopOnSignal(L.Callback):
+    """Ctrl-C (SIGINT) and SIGTERM (what a scheduler sends before killing a job) during
+    training: the current batch finishes, ``last.ckpt`` is written, training stops.
+
+    Without this, Lightning catches the KeyboardInterrupt inside ``trainer.fit`` and exits 1
+    with no checkpoint and no word, and turns SIGTERM into its SIGTERMException. Lightning's
+    signal connector keeps a SIGTERM handler that was installed before ``fit`` and calls it
+    too, so this handler sees SIGTERM whatever Lightning does with it. A second signal stops
+    at once (Lightning's exit), keeping the last periodic checkpoint.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.signum: int | None = None
+        self.saved_step: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # handlers can only be set in the main thread
+        for sig in self.SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt  # asked twice: stop now
+        self.signum = signum
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if self.signum is None:
+            return
+        trainer.save_checkpoint(self.path)
+        self.saved_step = int(trainer.global_step)
+        raise _StopTraining()
 
 
 def resume_position(trainer: L.Trainer, batches_per_epoch: int) -> tuple[int, int]:
@@ -195,12 +256,29 @@ def fit(model: SelfSupervisedModel, galaxies: "Galaxies", train: "TrainOptions",
     if budget is not None and ckpt_path is None:  # a fresh plan: plan_schedule timed it
         trainer.callbacks.append(BudgetRefit(plan, started, at_step=refit_step(plan.current)))
     data = ImageDataModule(galaxies.images, min(train.batch_size, len(galaxies)), seed)
+    # One process only: with several, each would stop at its own batch and the collective
+    # checkpoint write would wait forever; distributed runs keep Lightning's handling.
+    stop = StopOnSignal(rundir.last_checkpoint) if trainer.world_size == 1 else None
+    if stop is not None:
+        trainer.callbacks.append(stop)
+        stop.install()
     start = time.perf_counter()
     try:
         trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
+    except (_StopTraining, SystemExit) as exc:  # SystemExit: Lightning's SIGTERMException/exit(1)
+        signum = stop.signum if stop is not None else None
+        if signum is None:
+            signum = signal.SIGTERM if type(exc).__name__ == "SIGTERMException" else None
+        if signum is None:
+            raise
+        raise _interrupted(rundir, signum, stop.saved_step if stop else None) from None
     finally:
         progress.close()
+        if stop is not None:
+            stop.restore()
     seconds = time.perf_counter() - start
+    if stop is not None and stop.signum is not None:  # the signal came after the last batch
+        raise _interrupted(rundir, stop.signum, int(trainer.global_step))
     if trainer.interrupted:
         raise AstroclrError("training was interrupted; resume with: astroclr run --resume "
                             f"{rundir.path}")
@@ -216,3 +294,11 @@ def fit(model: SelfSupervisedModel, galaxies: "Galaxies", train: "TrainOptions",
         "world_size": int(trainer.world_size),
         "global_rank": int(trainer.global_rank),
     }
+
+
+def _interrupted(rundir: "RunDir", signum: int, step: int | None) -> Interrupted:
+    name = signal.Signals(signum).name
+    saved = (f"checkpoint saved at step {step}" if step is not None
+             else "the last periodic checkpoint is kept")
+    return Interrupted(f"training stopped by {name} ({saved}); continue it with: astroclr run "
+                       f"--resume {rundir.path}", signum)

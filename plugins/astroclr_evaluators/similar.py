@@ -35,7 +35,7 @@ def choose_examples(context: "EvalContext", n: int, seed: int) -> list[int]:
 
 def evaluate(context: "EvalContext", k: int = 8, examples: int = 4, ids: Sequence[str] = (),
              seed: int = 0) -> "EvalResult":
-    from astroclr.api import EvalResult, index_of, montage, nearest
+    from astroclr.api import EvalResult, index_of, montage, nearest, safe_name
 
     features = checked_features(context.representations, context, "similar")
     if len(features) < 2:
@@ -57,8 +57,9 @@ def evaluate(context: "EvalContext", k: int = 8, examples: int = 4, ids: Sequenc
         label = ""
         if labels is not None and labels[row] >= 0:
             label = f" ({class_names(context, [int(labels[row])])[0]})"
+        # Ids are data: safe_name keeps the file inside figures/ whatever the id holds.
         path = montage(context.galaxies, qid, neighbours,
-                       context.figures_dir / f"similar_{qid}.png",
+                       context.figures_dir / f"{safe_name(f'similar_{qid}')}.png",
                        title=f"Nearest to {qid}{label} (cosine distance)")
         figures.append(path)
         found[str(qid)] = [{"id": i, "distance": d} for i, d in neighbours]

@@ -61,6 +61,10 @@ def parse_label_map(text: str) -> tuple[dict[str, int], tuple[str, ...]]:
     return mapping, tuple(names)
 
 
+def _text(value) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
 def _key(value) -> str:
     """A catalogue value as the text a label map names it by (1.0 and 1 are both "1")."""
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
@@ -68,6 +72,52 @@ def _key(value) -> str:
     if isinstance(value, bytes):
         return value.decode().strip()
     return str(value).strip()
+
+
+def _as_float(value) -> float | None:
+    """A catalogue value as a float (NaN for a missing one), or None when it is not a number."""
+    if value is None or value is np.ma.masked:
+        return float("nan")
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    if isinstance(value, str) and not value.strip():
+        return float("nan")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def floats(col) -> tuple[np.ndarray, np.ndarray]:
+    """A column as float64, row by row: NaN where a value is missing, and a mask of the rows
+    whose value is not a number at all (text such as ``'abc'``), which callers report."""
+    mask = np.asarray(col.mask) if isinstance(col, MaskedColumn) else np.zeros(len(col), bool)
+    data = np.asarray(col.data if isinstance(col, MaskedColumn) else col)
+    try:
+        values = np.asarray(data, dtype=float)
+        values[mask] = np.nan
+        return values, np.zeros(len(values), bool)
+    except (TypeError, ValueError):
+        pass
+    values = np.full(len(data), np.nan)
+    not_number = np.zeros(len(data), bool)
+    for r, v in enumerate(data):
+        if mask[r]:
+            continue
+        f = _as_float(v)
+        if f is None:
+            not_number[r] = True
+        else:
+            values[r] = f
+    return values, not_number
+
+
+def _as_label(value) -> int | None:
+    """An integer class label (>= -1) from a catalogue value, or None."""
+    f = _as_float(value)
+    if f is None or not np.isfinite(f) or not f.is_integer() or f < -1:
+        return None
+    return int(f)
 
 
 def read_table(path: str | Path, fmt: str = "") -> Table:
@@ -127,19 +177,24 @@ def read_catalog(path: str | Path, opts: CatalogOptions, need_position: bool = F
             skips.append(Skip(int(r), reason, detail(r), str(ids[r])))
         keep[mask] = False
 
+    # Every value is checked row by row: a bad one drops its galaxy with the reason, never
+    # the whole catalogue with a traceback.
     if need_position or (opts.ra_column in raw.colnames and opts.dec_column in raw.colnames):
         for name, col, low, high in (("ra", opts.ra_column, 0, 360), ("dec", opts.dec_column, -90, 90)):
             values = _column(raw, col, name.upper(), path)
-            filled = np.asarray(values.filled(np.nan) if hasattr(values, "filled") else values,
-                                dtype=float)
+            filled, not_number = floats(values)
+            drop(not_number, "bad_position",
+                 lambda r, c=col, v=values: f"{c} = {_text(v[r])!r} is not a number")
             bad = ~np.isfinite(filled) | (filled < low) | (filled > high)
             drop(bad, "bad_position", lambda r, c=col, v=filled: f"{c} = {v[r]} is not a valid angle")
             out[name] = filled * u.deg
     for name in extra_columns:
         out[name] = _column(raw, name, name, path)
     if opts.z_column:
-        z = _column(raw, opts.z_column, "redshift", path)
-        z = np.asarray(z.filled(np.nan) if hasattr(z, "filled") else z, dtype=float)
+        zcol = _column(raw, opts.z_column, "redshift", path)
+        z, not_number = floats(zcol)
+        drop(not_number, "bad_redshift",
+             lambda r: f"{opts.z_column} = {_text(zcol[r])!r} is not a number")
         out["z"] = z
         if opts.z_max > 0:
             drop(~(z < opts.z_max), "redshift_cut",
@@ -167,14 +222,22 @@ def read_catalog(path: str | Path, opts: CatalogOptions, need_position: bool = F
                     drop(np.arange(len(raw)) == r, "unmapped_label",
                          lambda rr, k=key: f"label {k!r} is not in label_map")
         else:
-            try:
-                labels = np.asarray(col.filled(-1) if hasattr(col, "filled") else col).astype(np.int64)
-                exact = np.all(np.asarray(col.filled(-1) if hasattr(col, "filled") else col) == labels)
-            except (TypeError, ValueError):
-                exact = False
-            if not exact:
-                raise AstroclrError(f"catalogue {path}: label column {opts.label_column!r} does not "
-                                    f"hold integers; give label_map (e.g. \"E=early,S=late\")")
+            labels = np.full(len(raw), -1, np.int64)
+            for r, v in enumerate(values):
+                if masked[r]:
+                    continue
+                label = _as_label(v)
+                if label is not None:
+                    labels[r] = label
+                elif opts.unmapped_label == "error":
+                    raise AstroclrError(
+                        f"catalogue {path}: row {r} (id {ids[r]}): label {_text(v)!r} of column "
+                        f"{opts.label_column!r} is not an integer class (0, 1, ...; -1 unlabelled); "
+                        f"give label_map (e.g. \"E=early,S=late\"), or set unmapped_label = "
+                        f"\"unlabelled\" or \"skip\"")
+                elif opts.unmapped_label == "skip":
+                    drop(np.arange(len(raw)) == r, "bad_label",
+                         lambda rr, t=_text(v): f"label {t!r} is not an integer class")
         out["label"] = labels
         out["label_raw"] = [_key(v) for v in values] if values else []
     for name in opts.keep_columns:

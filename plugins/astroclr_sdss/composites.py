@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from astroclr.api import AstroclrError, SkipGalaxy
-from astroclr_sdss.fits_cutouts import centre_crop
+from astroclr_sdss.fits_cutouts import centre_crop, check_pattern, id_file, is_file
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 
@@ -27,8 +27,7 @@ class CompositeReader:
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise AstroclrError(f"dataset sdss: path {self.folder} is not a directory")
-        if "{id}" not in pattern:
-            raise AstroclrError(f"dataset sdss: file_pattern {pattern!r} must contain {{id}}")
+        check_pattern(pattern)
         missing = [b for b in bands if b not in composite_bands]
         if missing:
             raise AstroclrError(f"dataset sdss: band {missing[0]!r} is not in the composites "
@@ -41,15 +40,16 @@ class CompositeReader:
         self.size = size
 
     def path_for(self, gid: str) -> Path | None:
-        name = self.pattern.format(id=gid)
-        p = self.folder / name
-        if p.is_file():
+        """The image of galaxy ``gid`` inside the folder, or None; a ``bad_id`` skip for an id
+        that would name a file elsewhere (see :func:`id_file`)."""
+        p = id_file(self.folder, self.pattern.format(id=gid), gid)
+        if is_file(p):
             return p
         # Accept the other usual image suffix if the pattern's one is absent.
         stem = p.with_suffix("") if p.suffix.lower() in IMAGE_SUFFIXES else p
         for suffix in IMAGE_SUFFIXES:
-            if stem.with_suffix(suffix).is_file():
-                return stem.with_suffix(suffix)
+            if is_file(stem.with_name(stem.name + suffix)):
+                return stem.with_name(stem.name + suffix)
         return None
 
     def read(self, row: Any) -> np.ndarray:
@@ -77,7 +77,9 @@ class CompositeReader:
                 rgb = np.asarray(img, dtype=np.float32)
         except SkipGalaxy:
             raise
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
+        except Image.DecompressionBombError as exc:  # PIL's guard against huge decoded sizes
+            raise SkipGalaxy("too_large", f"{path.name}: {exc}") from None
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
             raise SkipGalaxy("unreadable_file", f"{path.name}: {type(exc).__name__}: {exc}") from None
         return centre_crop(np.ascontiguousarray(rgb.transpose(2, 0, 1)[self.order]), self.size,
                            path.name)

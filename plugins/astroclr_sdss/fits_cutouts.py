@@ -16,9 +16,10 @@ unreadable files are skips with a reason.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import warnings
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -28,13 +29,57 @@ from astropy.wcs import FITSFixedWarning
 from astroclr.api import AstroclrError, SkipGalaxy
 
 SUFFIXES = ("", ".gz", ".bz2", ".fz")
+#: the longest file name most file systems accept, in bytes
+NAME_MAX = 255
 
 
-def find_file(folder: Path, name: str) -> Path | None:
-    """``folder/name`` or a compressed sibling of it."""
+def check_pattern(pattern: str) -> str:
+    """``file_pattern`` must name files inside ``path``, with the id in it."""
+    if "{id}" not in pattern:
+        raise AstroclrError(f"dataset sdss: file_pattern {pattern!r} must contain {{id}}")
+    parts = PurePath(pattern).parts
+    if PurePath(pattern).is_absolute() or ".." in parts:
+        raise AstroclrError(f"dataset sdss: file_pattern {pattern!r} must name files inside path "
+                            f"(no absolute path, no '..')")
+    return pattern
+
+
+def id_file(folder: Path, name: str, gid: str) -> Path:
+    """``folder/name`` for a name made from catalogue id ``gid``, checked to stay inside
+    ``folder``: ids are data, never paths. An id that would lead elsewhere (``../x``,
+    ``x/../../y``, an absolute path), holds control characters (NUL) or makes an impossible
+    file name is a ``bad_id`` skip, so no file outside the dataset folder is ever opened.
+
+    The check is lexical, so a folder of links the user made to files elsewhere still works.
+    """
+    if any(ord(ch) < 32 for ch in gid):
+        raise SkipGalaxy("bad_id", f"id {gid!r} holds control characters")
+    rel = PurePath(name)
+    inside = os.path.normpath(folder / rel)
+    root = os.path.normpath(folder)
+    if rel.is_absolute() or ".." in PurePath(gid).parts or \
+            not (inside + os.sep).startswith(root.rstrip(os.sep) + os.sep):
+        raise SkipGalaxy("bad_id", f"id {gid!r} would name a file outside {folder}")
+    if any(len(part.encode("utf-8", "surrogateescape")) > NAME_MAX for part in rel.parts):
+        raise SkipGalaxy("bad_id", f"id of {len(gid)} characters makes a file name longer than "
+                         f"{NAME_MAX} bytes")
+    return folder / rel
+
+
+def is_file(path: Path) -> bool:
+    """``path.is_file()``, False for a path the system refuses (too long, ...)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def find_file(folder: Path, name: str, gid: str = "") -> Path | None:
+    """``folder/name`` or a compressed sibling of it (``name`` checked by :func:`id_file`)."""
+    base = id_file(folder, name, gid or name)
     for suffix in SUFFIXES:
-        p = folder / (name + suffix)
-        if p.is_file():
+        p = base.with_name(base.name + suffix)
+        if is_file(p):
             return p
     return None
 
@@ -111,8 +156,7 @@ class FitsCutoutReader:
         self.file_bands = tuple(file_bands) or self.bands
         self.size = size
         self.per_band = "{band}" in pattern
-        if "{id}" not in pattern:
-            raise AstroclrError(f"dataset sdss: file_pattern {pattern!r} must contain {{id}}")
+        check_pattern(pattern)
 
     def read(self, row: Any) -> np.ndarray:
         gid = str(row["id"])
@@ -120,7 +164,7 @@ class FitsCutoutReader:
             planes = []
             for band in self.bands:
                 name = self.pattern.format(id=gid, band=band)
-                path = find_file(self.folder, name)
+                path = find_file(self.folder, name, gid)
                 if path is None:
                     raise SkipGalaxy("missing_file", f"no file {name} for band {band}")
                 hdus = _read_fits(path)
@@ -133,7 +177,7 @@ class FitsCutoutReader:
                 raise SkipGalaxy("unequal_sizes", detail)
             return centre_crop(np.stack([p for _, p in planes]), self.size, planes[0][0])
         name = self.pattern.format(id=gid)
-        path = find_file(self.folder, name)
+        path = find_file(self.folder, name, gid)
         if path is None:
             raise SkipGalaxy("missing_file", f"no file {name}")
         return centre_crop(self._from_file(path), self.size, path.name)

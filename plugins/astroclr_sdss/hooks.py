@@ -32,7 +32,8 @@ PARAMS = (
     Param("label_column", str, "", "catalogue column of labels ('' : unlabelled)"),
     Param("label_map", str, "", "raw label -> class, e.g. '0=early,1=late,2=late,3=late,4=-,5=-' "
           "('-': unlabelled); '' : labels are already integers"),
-    Param("unmapped_label", str, "error", "a label outside label_map: error, unlabelled or skip",
+    Param("unmapped_label", str, "error", "a label outside label_map (without label_map: not "
+          "an integer class): error (naming its row), unlabelled or skip",
           choices=("error", "unlabelled", "skip")),
     Param("label_names", list, [], "class names of integer labels 0, 1, ... (without label_map)",
           item_type=str),
@@ -136,7 +137,23 @@ def _open_prepared(params: dict):
         n = params["limit"]
         galaxies = type(galaxies)(galaxies.images[:n], galaxies.catalog[:n], galaxies.survey,
                                   galaxies.preprocessing, galaxies.label_names, galaxies.raw_size)
+    galaxies.catalog.meta["skips"] = _prepared_skips(Path(params["path"]))
     return galaxies
+
+
+def _prepared_skips(path: Path) -> list:
+    """The skip report ``astroclr prepare`` wrote beside the images, so a run on a prepared
+    dataset keeps it too."""
+    import csv
+
+    from astroclr.api import Skip
+
+    try:
+        with open(path / "skipped.csv", newline="") as fh:
+            return [Skip(int(r["row"]), r["reason"], r["detail"], r["id"])
+                    for r in csv.DictReader(fh)]
+    except (OSError, KeyError, ValueError):  # an older or hand-made directory: no report
+        return []
 
 
 @hookimpl

@@ -122,7 +122,8 @@ def build_source(p: dict) -> SdssSource:
             p["catalog"], opts, need_position=(kind == "frames"))
         label_names = mapped_names or label_names
         if kind == "frames":
-            catalog = _with_frame_columns(catalog, p["catalog"], opts, frame_cols)
+            catalog, bad_frames = _with_frame_columns(catalog, p["catalog"], opts, frame_cols)
+            pre_skipped += bad_frames
     elif kind == "frames":
         raise AstroclrError("dataset sdss: input = 'frames' needs catalog (RA/Dec of the galaxies)")
     else:
@@ -172,17 +173,29 @@ def build_source(p: dict) -> SdssSource:
 
 
 def _with_frame_columns(catalog: Table, path: str, opts: CatalogOptions,
-                        cols: tuple[str, str, str]) -> Table:
-    """Copy run/camcol/field from the catalogue file where it has them (else footprint search)."""
-    from astroclr_sdss.catalog import read_table
+                        cols: tuple[str, str, str]) -> tuple[Table, list[Skip]]:
+    """Copy run/camcol/field from the catalogue file where it has them (else footprint search);
+    a row whose value is not a whole non-negative number is a ``bad_frame_id`` skip."""
+    from astroclr_sdss.catalog import floats, read_table
 
     raw = read_table(path, opts.format)
     lower = {c.lower(): c for c in raw.colnames}
     found = [lower.get(c.lower()) for c in cols]
-    if all(found):
-        for name, src in zip(("run", "camcol", "field"), found):
-            catalog[name] = np.asarray(raw[src])[np.asarray(catalog["row"])].astype(np.int64)
-    return catalog
+    if not all(found):
+        return catalog, []
+    rows = np.asarray(catalog["row"])
+    keep = np.ones(len(catalog), bool)
+    skips: list[Skip] = []
+    for name, src in zip(("run", "camcol", "field"), found):
+        values, _ = floats(raw[src])
+        values = values[rows]
+        bad = ~(np.isfinite(values) & (values >= 0) & (np.mod(values, 1) == 0)) & keep
+        for i in np.flatnonzero(bad):
+            skips.append(Skip(int(rows[i]), "bad_frame_id", f"{src} = {raw[src][rows[i]]!r} is "
+                              f"not a frame number", str(catalog["id"][i])))
+        keep &= ~bad
+        catalog[name] = np.where(np.isfinite(values), values, -1).astype(np.int64)
+    return catalog[keep], skips
 
 
 def _catalog_from_ids(ids: list[str], folder: Path, pattern: str) -> Table:
@@ -202,13 +215,16 @@ def _composite_resize(reader: Any, catalog: Table, crop: int, size: int) -> floa
     from PIL import Image
 
     for gid in catalog["id"][:20]:
-        path = reader.path_for(str(gid))
-        if path is not None:
-            try:
-                with Image.open(path) as img:
-                    return img.size[0] / size
-            except OSError:
+        try:
+            path = reader.path_for(str(gid))
+            if path is None:
                 continue
+            with Image.open(path) as img:
+                return img.size[0] / size
+        except (SkipGalaxy, Image.DecompressionBombError, OSError, ValueError, SyntaxError):
+            # A bad id, an unreadable or huge image: the reader counts it as a skip later;
+            # the scale comes from the next image.
+            continue
     return 1.0
 
 
@@ -231,6 +247,8 @@ def load_in_memory(source: SdssSource) -> Galaxies:
     catalog = source.catalog[result.kept]
     catalog["invalid_frac"] = result.columns["invalid_frac"]
     catalog.meta["skipped"] = _counts(skips)
+    # Every skip travels with the galaxies: a run writes them to its skipped.csv and run.json.
+    catalog.meta["skips"] = skips
     if skips:
         first = skips[0]
         warnings.warn(f"dataset sdss: skipped {len(skips)} of {len(skips) + len(result.kept)} "
