@@ -55,6 +55,7 @@ _HOMES = {
     "montage": "astroclr.evaluate.similar",
     # files
     "safe_name": "astroclr.session.rundir",
+    "check_writable": "astroclr.files",
 }
 
 __all__ = sorted(_HOMES)
