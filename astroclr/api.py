@@ -101,6 +101,7 @@ _HOMES = {
     "safe_name": "astroclr.session.rundir",
     "nearest": "astroclr.evaluate.similar",
     "montage": "astroclr.evaluate.similar",
+    "check_writable": "astroclr.files",
 }
 
 __all__ = sorted(_HOMES)

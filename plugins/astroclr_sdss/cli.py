@@ -39,12 +39,13 @@ def make_app():
         """Fetch the frames the catalogue's objects lie on (resumable: rerun to continue)."""
         from rich.console import Console
 
-        from astroclr.api import AstroclrError
+        from astroclr.api import AstroclrError, check_writable
         from astroclr_sdss.catalog import read_table
         from astroclr_sdss.download import DEFAULT_URL_TEMPLATE, download_frames, frame_jobs
 
         console = Console(stderr=True)
         try:
+            check_writable(out, "--out")  # before the catalogue is read or anything fetched
             table = read_table(catalog, catalog_format)
             band_list = [b.strip() for b in bands.split(",") if b.strip()]
             jobs = frame_jobs(table, band_list, release, base_url,
