@@ -72,15 +72,16 @@ def resample(x: "torch.Tensor", matrix: "torch.Tensor", interpolation: str,
 
 
 def _affine_grid(theta: "torch.Tensor", h: int, w: int) -> "torch.Tensor":
-    """``F.affine_grid(theta, (B, C, h, w), align_corners=False)`` by broadcasting.
+    """``F.affine_grid(theta, (B, C, h, w), align_corners=False)`` as one broadcast add.
 
-    Same result; avoids the batched (H·W × 3) @ (3 × 2) matmul, which is slow on a CPU for
-    small images (a 3-wide inner dimension).
+    Same result; a grid coordinate is a column term plus a row term, so the (B, H, W, 2) grid
+    is written in a single pass, rather than by the batched (H·W × 3) @ (3 × 2) matmul, which
+    is slow on a CPU for small images (a 3-wide inner dimension).
     """
     import torch
 
     xs = (torch.arange(w, dtype=theta.dtype, device=theta.device) * 2 + 1) / w - 1
     ys = (torch.arange(h, dtype=theta.dtype, device=theta.device) * 2 + 1) / h - 1
-    t = theta[:, :, :, None, None]                                             # (B, 2, 3, 1, 1)
-    grid = t[:, :, 0] * xs[None, None, None, :] + t[:, :, 1] * ys[None, None, :, None] + t[:, :, 2]
-    return grid.permute(0, 2, 3, 1)                                            # (B, H, W, 2)
+    cols = theta[:, None, :, 0] * xs[None, :, None]                            # (B, W, 2)
+    rows = theta[:, None, :, 1] * ys[None, :, None] + theta[:, None, :, 2]     # (B, H, 2)
+    return cols[:, None, :, :] + rows[:, :, None, :]                           # (B, H, W, 2)

@@ -58,10 +58,9 @@ def build_noise(survey: "SurveyInfo", level: str, sky: Sequence[float],
 
         xw = working(x)
         b, c = xw.shape[:2]
-        flat = xw.reshape(b, c, -1)
         bkg = sky_level(xw)                                                    # (B, C, 1, 1)
-        peak = (flat.amax(dim=2) - bkg[:, :, 0, 0]).amax(dim=1).clamp_min(0)   # (B,)
-        peak = peak[:, None, None, None]
+        peak = (xw.reshape(b, c, -1).amax(dim=2) - bkg[:, :, 0, 0]).amax(dim=1).clamp_min(0)
+        peak = peak[:, None, None, None]                                       # (B, 1, 1, 1)
         rand = torch.rand(2, b, generator=generator, device=x.device, dtype=xw.dtype)
         s = (sky_lo + (sky_hi - sky_lo) * rand[0])[:, None, None, None]
         q = (src_lo + (src_hi - src_lo) * rand[1])[:, None, None, None]
@@ -70,8 +69,13 @@ def build_noise(survey: "SurveyInfo", level: str, sky: Sequence[float],
         else:
             sky_sigma = s * torch.as_tensor(band_sigma, dtype=xw.dtype,
                                             device=x.device)[None, :, None, None]
-        variance = sky_sigma**2 + q**2 * peak * (xw - bkg).clamp_min(0)
         eps = torch.randn(xw.shape, generator=generator, device=x.device, dtype=xw.dtype)
-        return (xw + variance.sqrt() * eps).to(x.dtype)
+        if src_hi == 0.0:  # sky noise only: sigma is constant over each image
+            return torch.addcmul(xw, sky_sigma, eps).to(x.dtype)
+        # sigma = sqrt(sky² + q²·peak·max(x − bkg, 0)), in place on one temporary: every
+        # elementwise pass over the batch costs about as much as the whole draw of ``eps``
+        sigma = (xw - bkg).clamp_min_(0.0)
+        sigma = torch.addcmul(sky_sigma**2, sigma, q**2 * peak, out=sigma).sqrt_()
+        return torch.addcmul(xw, sigma, eps, out=sigma).to(x.dtype)
 
     return noise
