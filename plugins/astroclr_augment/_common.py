@@ -59,6 +59,30 @@ def check_band_dict(name: str, param: str, values: Mapping[str, Any] | None,
     return out
 
 
+class DeviceConstant:
+    """Per-band constants as a tensor on the batch's device, copied there once per device.
+
+    A host-to-device copy at every call would synchronise an accelerator with the host (a
+    pageable copy waits for the device), stalling the training step's queue of kernels.
+    """
+
+    def __init__(self, values: Sequence[float]) -> None:
+        self.values = [float(v) for v in values]
+        self._cache: dict[Any, "torch.Tensor"] = {}
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __call__(self, like: "torch.Tensor") -> "torch.Tensor":
+        """The values (N,) in ``like``'s dtype and device."""
+        import torch
+
+        key = (like.device, like.dtype)
+        if key not in self._cache:
+            self._cache[key] = torch.tensor(self.values, dtype=like.dtype, device=like.device)
+        return self._cache[key]
+
+
 def working(x: "torch.Tensor") -> "torch.Tensor":
     """``x`` in a dtype every op used here supports (float32/64 kept; half precision -> float32)."""
     import torch

@@ -63,10 +63,12 @@ def resample(x: "torch.Tensor", matrix: "torch.Tensor", interpolation: str,
     import torch.nn.functional as F
 
     b, _, h, w = x.shape
-    half = torch.tensor([w / 2.0, h / 2.0], dtype=x.dtype, device=x.device)
-    # normalised = pixel / half  =>  theta = D^-1 M D (linear part), D^-1 t (shift)
-    theta = torch.cat([matrix[:, :, :2] * half[None, None, :] / half[None, :, None],
-                       matrix[:, :, 2:] / half[None, :, None]], dim=2)
+    sx, sy = w / 2.0, h / 2.0
+    # normalised = pixel / half-size  =>  theta = D^-1 M D (linear part), D^-1 t (shift); with
+    # Python scalars: a constant tensor would be a host-to-device copy (a sync) on a GPU
+    m = matrix.reshape(b, 6)
+    theta = torch.stack([m[:, 0], m[:, 1] * (sy / sx), m[:, 2] / sx,
+                         m[:, 3] * (sx / sy), m[:, 4], m[:, 5] / sy], dim=1).view(b, 2, 3)
     grid = _affine_grid(theta, h, w)
     return F.grid_sample(x, grid, mode=interpolation, padding_mode=padding, align_corners=False)
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from astroclr.api import ConfigError
-from astroclr_augment._common import sky_level, working
+from astroclr_augment._common import DeviceConstant, sky_level, working
 
 if TYPE_CHECKING:
     import torch
@@ -51,7 +51,7 @@ def build_noise(survey: "SurveyInfo", level: str, sky: Sequence[float],
         if missing:
             raise ConfigError(f"augment.noise.level: dataset {survey.name!r} gives no noise for "
                               f"band(s) {', '.join(missing)}; use 'image'")
-        band_sigma = [survey.noise[b] for b in survey.bands]
+        band_sigma = DeviceConstant([survey.noise[b] for b in survey.bands])
 
     def noise(x: "torch.Tensor", generator: "torch.Generator") -> "torch.Tensor":
         import torch
@@ -67,8 +67,7 @@ def build_noise(survey: "SurveyInfo", level: str, sky: Sequence[float],
         if band_sigma is None:
             sky_sigma = s * peak                                               # (B, 1, 1, 1)
         else:
-            sky_sigma = s * torch.as_tensor(band_sigma, dtype=xw.dtype,
-                                            device=x.device)[None, :, None, None]
+            sky_sigma = s * band_sigma(xw)[None, :, None, None]
         eps = torch.randn(xw.shape, generator=generator, device=x.device, dtype=xw.dtype)
         if src_hi == 0.0:  # sky noise only: sigma is constant over each image
             return torch.addcmul(xw, sky_sigma, eps).to(x.dtype)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 from astroclr.api import ConfigError
-from astroclr_augment._common import working
+from astroclr_augment._common import DeviceConstant, working
 
 if TYPE_CHECKING:
     import torch
@@ -81,6 +81,7 @@ def build_psf(survey: "SurveyInfo", fwhm: Sequence[float], kernel: str, beta: fl
     radius = kernel_radius(max_extra_px, kernel, beta)
     size = 2 * radius + 1
     separable = kernel == "gaussian" and size > SEPARABLE_FROM
+    native_on_device = DeviceConstant(native_arcsec)
 
     def psf(x: "torch.Tensor", generator: "torch.Generator") -> "torch.Tensor":
         import torch
@@ -98,7 +99,7 @@ def build_psf(survey: "SurveyInfo", fwhm: Sequence[float], kernel: str, beta: fl
         xw = working(x)
         target = lo + (hi - lo) * torch.rand(b, 1, generator=generator, device=x.device,
                                              dtype=xw.dtype)                   # (B, 1) arcsec
-        nat = torch.as_tensor(native_arcsec, dtype=xw.dtype, device=x.device)  # (C,)
+        nat = native_on_device(xw)                                             # (C,)
         extra = torch.sqrt((target**2 - nat**2).clamp_min(0.0)) / scale       # (B, C) px
         weights = _kernels(extra.reshape(-1), radius, kernel, beta, separable)  # one per plane
         padded = F.pad(xw.reshape(1, b * c, h, w), (radius,) * 4, mode="reflect")
