@@ -13,6 +13,7 @@ Prints images/s of each and the ratios to the bound (target >= 0.95).
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -42,6 +43,7 @@ def main() -> None:
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--json", default="", help="also write the figures to this JSON file")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -106,6 +108,10 @@ def main() -> None:
         print(f"forward-only bound:                 {b:10.1f} images/s")
         print(f"astroclr embed_to_npy (memmap out): {n:10.1f} images/s   ratio {n / b:.3f}")
         print(f"astroclr embed_images (in memory):  {m:10.1f} images/s   ratio {m / b:.3f}")
+        if args.json:
+            Path(args.json).write_text(json.dumps({
+                "device": args.device, "backbone": args.backbone, "batch_size": args.batch_size,
+                "bound": b, "embed_to_npy": n, "embed_images": m}, indent=1))
 
 
 if __name__ == "__main__":

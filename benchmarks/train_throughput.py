@@ -11,13 +11,15 @@ loss with AdamW on batches of the same size, on synthetic 3-band images (``--siz
 - lightly: lightly's ``SimCLRTransform`` per image (PIL) in ``DataLoader`` workers, the
   usual lightly recipe, then the same training step in a plain loop.
 
-Run: ``python benchmarks/train_throughput.py [--device cuda] [--steps 8] [--batch-size 64]``
+Run: ``python benchmarks/train_throughput.py [--device cuda] [--steps 8] [--batch-size 64]
+[--preset gpu] [--json out.json]``
 Prints views/s of each and the ratios astroclr/bound and astroclr/lightly.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -52,7 +54,8 @@ def config(args, pipeline):
             "run.evaluators=[]", f"augment.pipeline={pipeline}"]
     if args.threads:
         sets.append(f"train.threads={args.threads}")
-    return cfgmod.resolve(assemble_config(None, sets, backbone=args.backbone,
+    return cfgmod.resolve(assemble_config(None, sets, preset=args.preset or None,
+                                          backbone=args.backbone,
                                           batch_size=args.batch_size), get_registry())
 
 
@@ -176,6 +179,9 @@ def main() -> None:
                    help="DataLoader workers of the lightly recipe")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     p.add_argument("--skip-lightly", action="store_true")
+    p.add_argument("--preset", default="", help="start from this preset (e.g. gpu: its stem, "
+                   "lr; --backbone and --batch-size still apply)")
+    p.add_argument("--json", default="", help="also write the figures to this JSON file")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -200,12 +206,18 @@ def main() -> None:
     print(f"model-only bound (second):      {b2:10.1f} views/s")
     print(f"astroclr, augment.pipeline=[]:  {plain:10.1f} views/s   ratio to bound {plain / b:.3f}")
     print(f"astroclr, default pipeline:     {full:10.1f} views/s   ratio to bound {full / b:.3f}")
+    figures = {"device": args.device, "backbone": args.backbone, "batch_size": args.batch_size,
+               "size": args.size, "preset": args.preset, "bound": b, "no_augment": plain,
+               "default_pipeline": full}
     if not args.skip_lightly:
         lr = lightly_recipe(args, cfg, galaxies)
         print(f"lightly SimCLRTransform recipe: {lr:10.1f} views/s   "
               f"(workers {args.workers})")
         print(f"astroclr (default pipeline) / lightly recipe: {full / lr:.3f}")
         print(f"astroclr (no augmentation) / lightly recipe:  {plain / lr:.3f}")
+        figures["lightly"] = lr
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=1))
 
 
 if __name__ == "__main__":

@@ -185,3 +185,45 @@ def test_cutout_median_fill_is_the_sky_level(registry, survey):
 def test_bad_parameters_are_config_errors(registry, survey, name, given, param):
     with pytest.raises(ConfigError, match=param.replace(".", r"\.")):
         make(registry, survey, name, **given)
+
+
+# -- fused geometry -------------------------------------------------------------------------
+def test_consecutive_geometric_steps_resample_once_as_their_composition(registry, survey,
+                                                                         monkeypatch):
+    import torch.nn.functional as F
+
+    names, params = resolve_augment_config(registry, {
+        "pipeline": ["crop_resize", "rotate_flip"],
+        "crop_resize": {"p": 1.0, "scale": [0.7, 0.9], "jitter": 0.08}})
+    pipe = build_pipeline(registry, survey, names, params)
+    crop, rotate = (step.fn for step in pipe.steps)
+    x = ellipse(32, sx=2.0, sy=1.2)  # small: no flux reaches the frame's edge to be mirrored
+    # the same draws, one step after the other: two interpolations
+    g = torch.Generator().manual_seed(4)
+    stepwise = rotate(crop(x, g), g)
+    calls = []
+    real = F.grid_sample
+    monkeypatch.setattr(F, "grid_sample", lambda *a, **k: calls.append(1) or real(*a, **k))
+    fused = pipe(x, torch.Generator().manual_seed(4))
+    assert len(calls) == 1
+    # the crop is off-centre and the rotation turns it: composing in the wrong order would
+    # move the galaxy by up to 2 × 3.7 px; the two agree up to one interpolation's smoothing
+    cx_f, cy_f, _ = moments(fused)
+    cx_s, cy_s, _ = moments(stepwise)
+    assert (cx_s.abs() + cy_s.abs()).max() > 1.0  # the shifts are large enough to tell
+    assert torch.allclose(cx_f, cx_s, atol=0.05) and torch.allclose(cy_f, cy_s, atol=0.05)
+    _, _, var_f = moments(fused)
+    _, _, var_s = moments(stepwise)
+    assert torch.allclose(var_f, var_s, rtol=0.1)  # the same magnification
+    assert torch.allclose(fused.sum((2, 3)), stepwise.sum((2, 3)), rtol=0.02)
+
+
+def test_fused_geometry_leaves_images_no_step_chose_unchanged(registry, survey):
+    names, params = resolve_augment_config(registry, {
+        "pipeline": ["crop_resize", "rotate_flip"], "crop_resize": {"p": 0.5}})
+    pipe = build_pipeline(registry, survey, names, params)
+    pipe.steps[1].p, pipe.steps[1].always = 0.5, False  # rotate only some images, too
+    x = ellipse(400)
+    out = pipe(x, torch.Generator().manual_seed(5))
+    changed = (out != x).flatten(1).any(1).double().mean().item()
+    assert changed == pytest.approx(0.75, abs=0.07)  # 1 − 0.5 × 0.5 of the images

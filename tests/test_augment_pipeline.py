@@ -84,6 +84,7 @@ def test_dtype_and_device_are_preserved(registry, survey, name, dtype):
     assert not torch.equal(out, x)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_runs_on_cuda(registry, survey):
     x = galaxies(32).cuda()

@@ -116,6 +116,37 @@ def test_real_umap_and_numba_cache(tmp_path, registry, monkeypatch):
     assert res.figures[0].stat().st_size > 1000
 
 
+def test_numba_cache_directory_setting_order(tmp_path, monkeypatch):
+    import astroclr_evaluators.umap_plot as up
+
+    monkeypatch.delenv("ASTROCLR_NUMBA_CACHE", raising=False)
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert up.numba_cache_dir() == tmp_path / "xdg" / "astroclr" / "numba"
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
+    assert up.numba_cache_dir() == tmp_path / "numba"
+    monkeypatch.setenv("ASTROCLR_NUMBA_CACHE", str(tmp_path / "ours"))
+    assert up.numba_cache_dir() == tmp_path / "ours"
+
+
+def test_every_umap_function_compiles_into_the_disk_cache(tmp_path):
+    """Not only the layout (the one function umap-learn marks cache=True): the fuzzy simplicial
+    set and the rest were compiled afresh in every process, ~1 minute per run."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import astroclr_evaluators.umap_plot as up; up.import_umap(); "
+            "import umap.umap_ as u; c = u.smooth_knn_dist._cache; "
+            "print(type(c).__name__, c.cache_path)")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["ASTROCLR_NUMBA_CACHE"] = str(tmp_path / "numba")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out[0] == "FunctionCache"
+    assert out[1].startswith(str(tmp_path / "numba"))
+
+
 # -- similar -----------------------------------------------------------------------------------
 
 def _embeddings(tmp_path, ids, reps):

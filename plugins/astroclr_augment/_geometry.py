@@ -1,12 +1,17 @@
 """Batched affine resampling shared by ``rotate_flip`` and ``crop_resize``.
 
 One sampling grid + ``grid_sample`` call resamples the whole batch, each image with its own
-2×3 matrix, on the batch's device.
+2×3 matrix, on the batch's device. :class:`AffineAugmentation` also exposes its matrices, so
+the core pipeline can compose consecutive geometric steps into a single resampling: one
+interpolation instead of one per step (less smoothing), and one ``grid_sample``, the costliest
+op of the pipeline on a CPU, instead of two.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
+
+from astroclr_augment._common import working
 
 if TYPE_CHECKING:
     import torch
@@ -15,6 +20,33 @@ if TYPE_CHECKING:
 #: the background level and its noise texture), "border" repeats the edge pixels, "zeros" is 0.
 PADDINGS = ("reflection", "zeros", "border")
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+
+
+class AffineAugmentation:
+    """A geometric augmentation: ``fn(x, generator)``, plus the parts the pipeline fuses.
+
+    - ``affine(x, generator)``: the per-image (B, 2, 3) matrices in pixel units (see
+      :func:`resample`), drawn from ``generator``; calling the augmentation draws the same;
+    - ``resample(x, matrix)``: applies matrices with this step's interpolation and padding;
+    - ``fuse_key``: steps with equal keys resample alike, so their matrices may be composed.
+    """
+
+    def __init__(self, draw: Callable[["torch.Tensor", "torch.Generator"], "torch.Tensor"],
+                 interpolation: str, padding: str) -> None:
+        self._draw = draw
+        self.interpolation = interpolation
+        self.padding = padding
+        self.fuse_key = ("affine", interpolation, padding)
+
+    def affine(self, x: "torch.Tensor", generator: "torch.Generator") -> "torch.Tensor":
+        return self._draw(working(x), generator)
+
+    def resample(self, x: "torch.Tensor", matrix: "torch.Tensor") -> "torch.Tensor":
+        xw = working(x)
+        return resample(xw, matrix.to(xw.dtype), self.interpolation, self.padding).to(x.dtype)
+
+    def __call__(self, x: "torch.Tensor", generator: "torch.Generator") -> "torch.Tensor":
+        return self.resample(x, self.affine(x, generator))
 
 
 def resample(x: "torch.Tensor", matrix: "torch.Tensor", interpolation: str,
@@ -31,26 +63,27 @@ def resample(x: "torch.Tensor", matrix: "torch.Tensor", interpolation: str,
     import torch.nn.functional as F
 
     b, _, h, w = x.shape
-    half = torch.tensor([w / 2.0, h / 2.0], dtype=x.dtype, device=x.device)
-    # normalised = pixel / half  =>  theta = D^-1 M D (linear part), D^-1 t (shift)
-    theta = torch.empty(b, 2, 3, dtype=x.dtype, device=x.device)
-    theta[:, :, :2] = matrix[:, :, :2] * half[None, None, :] / half[None, :, None]
-    theta[:, :, 2] = matrix[:, :, 2] / half[None, :]
+    sx, sy = w / 2.0, h / 2.0
+    # normalised = pixel / half-size  =>  theta = D^-1 M D (linear part), D^-1 t (shift); with
+    # Python scalars: a constant tensor would be a host-to-device copy (a sync) on a GPU
+    m = matrix.reshape(b, 6)
+    theta = torch.stack([m[:, 0], m[:, 1] * (sy / sx), m[:, 2] / sx,
+                         m[:, 3] * (sx / sy), m[:, 4], m[:, 5] / sy], dim=1).view(b, 2, 3)
     grid = _affine_grid(theta, h, w)
-    out = F.grid_sample(x, grid, mode=interpolation, padding_mode=padding, align_corners=False)
-    return out
+    return F.grid_sample(x, grid, mode=interpolation, padding_mode=padding, align_corners=False)
 
 
 def _affine_grid(theta: "torch.Tensor", h: int, w: int) -> "torch.Tensor":
-    """``F.affine_grid(theta, (B, C, h, w), align_corners=False)`` by broadcasting.
+    """``F.affine_grid(theta, (B, C, h, w), align_corners=False)`` as one broadcast add.
 
-    Same result; avoids the batched (H·W × 3) @ (3 × 2) matmul, which is slow on a CPU for
-    small images (a 3-wide inner dimension).
+    Same result; a grid coordinate is a column term plus a row term, so the (B, H, W, 2) grid
+    is written in a single pass, rather than by the batched (H·W × 3) @ (3 × 2) matmul, which
+    is slow on a CPU for small images (a 3-wide inner dimension).
     """
     import torch
 
     xs = (torch.arange(w, dtype=theta.dtype, device=theta.device) * 2 + 1) / w - 1
     ys = (torch.arange(h, dtype=theta.dtype, device=theta.device) * 2 + 1) / h - 1
-    t = theta[:, :, :, None, None]                                             # (B, 2, 3, 1, 1)
-    grid = t[:, :, 0] * xs[None, None, None, :] + t[:, :, 1] * ys[None, None, :, None] + t[:, :, 2]
-    return grid.permute(0, 2, 3, 1)                                            # (B, H, W, 2)
+    cols = theta[:, None, :, 0] * xs[None, :, None]                            # (B, W, 2)
+    rows = theta[:, None, :, 1] * ys[None, :, None] + theta[:, None, :, 2]     # (B, H, 2)
+    return cols[:, None, :, :] + rows[:, :, None, :]                           # (B, H, W, 2)

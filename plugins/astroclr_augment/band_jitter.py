@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 def build_band_jitter(bands: Sequence[str], sigma: float,
                       band_sigma: Mapping[str, float]) -> Callable:
     """Return ``fn(x, generator)`` scaling each band of each image of (B, C, H, W)."""
-    sigmas = [band_sigma.get(b, sigma) for b in bands]
+    from astroclr_augment._common import DeviceConstant
+
+    sigmas = DeviceConstant([band_sigma.get(b, sigma) for b in bands])
 
     def band_jitter(x: "torch.Tensor", generator: "torch.Generator") -> "torch.Tensor":
         import torch
@@ -32,8 +34,8 @@ def build_band_jitter(bands: Sequence[str], sigma: float,
             raise ConfigError(f"augment.band_jitter: images have {c} bands, the dataset "
                               f"declares {len(sigmas)}")
         dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
-        sig = torch.as_tensor(sigmas, dtype=dtype, device=x.device)
         eps = torch.randn(b, c, generator=generator, device=x.device, dtype=dtype)
+        sig = sigmas(eps)
         gain = torch.exp(sig[None, :] * eps)[:, :, None, None]                 # (B, C, 1, 1)
         return (x * gain).to(x.dtype)
 

@@ -7,38 +7,35 @@ resampled back to H×W with ``interpolation``. Pixel values are not rescaled: zo
 surface brightness, which (away from cosmological dimming) does not depend on distance.
 Where a shifted crop leaves the frame, ``padding`` fills it (default: reflected sky).
 
-The whole batch is resampled in one ``grid_sample`` call (per-image affine grids).
+The whole batch is resampled in one ``grid_sample`` call (per-image affine grids); in the
+pipeline, together with the geometric steps next to it (see ``_geometry``).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from astroclr_augment._common import working
+from astroclr_augment._geometry import AffineAugmentation
 
 if TYPE_CHECKING:
     import torch
 
 
 def build_crop_resize(scale: Sequence[float], jitter: float, interpolation: str,
-                      padding: str) -> Callable:
+                      padding: str) -> AffineAugmentation:
     """Return ``fn(x, generator)`` cropping and resizing each image of (B, C, H, W)."""
     lo, hi = scale
 
-    def crop_resize(x: "torch.Tensor", generator: "torch.Generator") -> "torch.Tensor":
+    def draw(x: "torch.Tensor", generator: "torch.Generator") -> "torch.Tensor":
         import torch
 
-        from astroclr_augment._geometry import resample
-
-        xw = working(x)
-        b, _, h, w = xw.shape
-        r = torch.rand(3, b, generator=generator, device=x.device, dtype=xw.dtype)
+        b, _, h, w = x.shape
+        r = torch.rand(3, b, generator=generator, device=x.device, dtype=x.dtype)
         s = lo + (hi - lo) * r[0]                                              # (B,) side fraction
-        matrix = torch.zeros(b, 2, 3, dtype=xw.dtype, device=x.device)
-        matrix[:, 0, 0] = s
-        matrix[:, 1, 1] = s
-        matrix[:, 0, 2] = (2 * r[1] - 1) * jitter * w                          # centre shift, px
-        matrix[:, 1, 2] = (2 * r[2] - 1) * jitter * h
-        return resample(xw, matrix, interpolation, padding).to(x.dtype)
+        zero = torch.zeros_like(s)
+        shift_x = (2 * r[1] - 1) * jitter * w                                  # centre shift, px
+        shift_y = (2 * r[2] - 1) * jitter * h
+        return torch.stack([torch.stack([s, zero, shift_x], 1),
+                            torch.stack([zero, s, shift_y], 1)], 1)            # (B, 2, 3)
 
-    return crop_resize
+    return AffineAugmentation(draw, interpolation, padding)

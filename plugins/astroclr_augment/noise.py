@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from astroclr.api import ConfigError
-from astroclr_augment._common import sky_level, working
+from astroclr_augment._common import DeviceConstant, sky_level, working
 
 if TYPE_CHECKING:
     import torch
@@ -51,27 +51,30 @@ def build_noise(survey: "SurveyInfo", level: str, sky: Sequence[float],
         if missing:
             raise ConfigError(f"augment.noise.level: dataset {survey.name!r} gives no noise for "
                               f"band(s) {', '.join(missing)}; use 'image'")
-        band_sigma = [survey.noise[b] for b in survey.bands]
+        band_sigma = DeviceConstant([survey.noise[b] for b in survey.bands])
 
     def noise(x: "torch.Tensor", generator: "torch.Generator") -> "torch.Tensor":
         import torch
 
         xw = working(x)
         b, c = xw.shape[:2]
-        flat = xw.reshape(b, c, -1)
         bkg = sky_level(xw)                                                    # (B, C, 1, 1)
-        peak = (flat.amax(dim=2) - bkg[:, :, 0, 0]).amax(dim=1).clamp_min(0)   # (B,)
-        peak = peak[:, None, None, None]
+        peak = (xw.reshape(b, c, -1).amax(dim=2) - bkg[:, :, 0, 0]).amax(dim=1).clamp_min(0)
+        peak = peak[:, None, None, None]                                       # (B, 1, 1, 1)
         rand = torch.rand(2, b, generator=generator, device=x.device, dtype=xw.dtype)
         s = (sky_lo + (sky_hi - sky_lo) * rand[0])[:, None, None, None]
         q = (src_lo + (src_hi - src_lo) * rand[1])[:, None, None, None]
         if band_sigma is None:
             sky_sigma = s * peak                                               # (B, 1, 1, 1)
         else:
-            sky_sigma = s * torch.as_tensor(band_sigma, dtype=xw.dtype,
-                                            device=x.device)[None, :, None, None]
-        variance = sky_sigma**2 + q**2 * peak * (xw - bkg).clamp_min(0)
+            sky_sigma = s * band_sigma(xw)[None, :, None, None]
         eps = torch.randn(xw.shape, generator=generator, device=x.device, dtype=xw.dtype)
-        return (xw + variance.sqrt() * eps).to(x.dtype)
+        if src_hi == 0.0:  # sky noise only: sigma is constant over each image
+            return torch.addcmul(xw, sky_sigma, eps).to(x.dtype)
+        # sigma = sqrt(sky² + q²·peak·max(x − bkg, 0)), in place on one temporary: every
+        # elementwise pass over the batch costs about as much as the whole draw of ``eps``
+        sigma = (xw - bkg).clamp_min_(0.0)
+        sigma = torch.addcmul(sky_sigma**2, sigma, q**2 * peak, out=sigma).sqrt_()
+        return torch.addcmul(xw, sigma, eps, out=sigma).to(x.dtype)
 
     return noise

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Callable
 
-from astroclr_augment._common import working
+from astroclr_augment._geometry import AffineAugmentation
 
 if TYPE_CHECKING:
     import torch
@@ -32,37 +32,31 @@ def build_rotate_flip(angles: str = "any", flip: bool = True, interpolation: str
 
     One horizontal flip suffices: a vertical flip is a horizontal flip followed by 180°.
     """
-
-    def rotate_flip(x: "torch.Tensor", generator: "torch.Generator") -> "torch.Tensor":
-        if angles == "right":
+    if angles == "right":
+        def rotate_flip(x: "torch.Tensor", generator: "torch.Generator") -> "torch.Tensor":
             return _dihedral(x, flip, generator)
-        return _any_angle(x, flip, interpolation, padding, generator)
 
-    return rotate_flip
+        return rotate_flip
+    return AffineAugmentation(lambda x, generator: _any_angle(x, flip, generator),
+                              interpolation, padding)
 
 
-def _any_angle(x: "torch.Tensor", flip: bool, interpolation: str, padding: str,
-               generator: "torch.Generator") -> "torch.Tensor":
+def _any_angle(x: "torch.Tensor", flip: bool, generator: "torch.Generator") -> "torch.Tensor":
+    """(B, 2, 3) pixel-unit matrices: a uniform rotation, mirrored for half the images."""
     import torch
 
-    from astroclr_augment._geometry import resample
-
-    xw = working(x)
-    b = xw.shape[0]
-    angle = torch.rand(b, generator=generator, device=x.device, dtype=xw.dtype) * (2 * math.pi)
+    b = x.shape[0]
+    angle = torch.rand(b, generator=generator, device=x.device, dtype=x.dtype) * (2 * math.pi)
     # mirror sign: -1 flips x, drawn per image
-    sign = torch.ones(b, dtype=xw.dtype, device=x.device)
+    sign = torch.ones(b, dtype=x.dtype, device=x.device)
     if flip:
         flips = torch.rand(b, generator=generator, device=x.device) < 0.5
         sign = torch.where(flips, -sign, sign)
     cos, sin = torch.cos(angle), torch.sin(angle)
-    matrix = torch.zeros(b, 2, 3, dtype=xw.dtype, device=x.device)
+    zero = torch.zeros_like(cos)
     # input = R(angle) @ diag(sign, 1) @ output
-    matrix[:, 0, 0] = cos * sign
-    matrix[:, 0, 1] = -sin
-    matrix[:, 1, 0] = sin * sign
-    matrix[:, 1, 1] = cos
-    return resample(xw, matrix, interpolation, padding).to(x.dtype)
+    return torch.stack([torch.stack([cos * sign, -sin, zero], 1),
+                        torch.stack([sin * sign, cos, zero], 1)], 1)          # (B, 2, 3)
 
 
 def _dihedral(x: "torch.Tensor", flip: bool, generator: "torch.Generator") -> "torch.Tensor":

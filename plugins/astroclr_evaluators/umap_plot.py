@@ -4,8 +4,10 @@ The reference work's picture: if SimCLR learned morphology, early- and late-type
 occupy different regions of the map. Extra panels colour the same map by any catalogue
 column (redshift, colour, size, ...) to show what else the representation encodes.
 
-UMAP is compiled by numba on first use (~30 s); the compiled code is cached on disk in
-``$NUMBA_CACHE_DIR`` (default ``~/.cache/astroclr/numba``) so later runs skip it.
+UMAP is compiled by numba on first use (about a minute); the compiled code is cached on disk
+in ``$ASTROCLR_NUMBA_CACHE`` (else ``$NUMBA_CACHE_DIR``, else
+``$XDG_CACHE_HOME/astroclr/numba``, by default ``~/.cache/astroclr/numba``) so that it is paid
+once per machine and umap-learn version, not once per run.
 """
 
 from __future__ import annotations
@@ -24,15 +26,20 @@ if TYPE_CHECKING:
 
 
 def numba_cache_dir() -> Path:
-    """Where numba's compiled UMAP code is kept: ``$NUMBA_CACHE_DIR`` or the user cache."""
-    if os.environ.get("NUMBA_CACHE_DIR"):
-        return Path(os.environ["NUMBA_CACHE_DIR"])
+    """Where numba's compiled UMAP code is kept.
+
+    ``$ASTROCLR_NUMBA_CACHE``, else ``$NUMBA_CACHE_DIR`` (numba's own setting), else the user
+    cache directory: ``$XDG_CACHE_HOME/astroclr/numba`` (``~/.cache/astroclr/numba``).
+    """
+    for var in ("ASTROCLR_NUMBA_CACHE", "NUMBA_CACHE_DIR"):
+        if os.environ.get(var):
+            return Path(os.environ[var]).expanduser()
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "astroclr" / "numba"
 
 
 def import_umap() -> Any:
-    """Import umap-learn with numba's on-disk cache set up first.
+    """Import umap-learn with numba's on-disk cache set up first, for all of its functions.
 
     numba reads ``NUMBA_CACHE_DIR`` when it is first imported; if something imported it
     already, its config is updated directly so the cache still lands in the same place.
@@ -41,20 +48,45 @@ def import_umap() -> Any:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError:  # read-only home: numba falls back to its default (next to the sources)
-        pass
+        cache = False
     else:
-        os.environ.setdefault("NUMBA_CACHE_DIR", str(path))
+        cache = True
+        os.environ["NUMBA_CACHE_DIR"] = str(path)
         if "numba" in sys.modules:
             import numba
 
-            if not getattr(numba.config, "CACHE_DIR", ""):
-                numba.config.CACHE_DIR = str(path)
+            numba.config.CACHE_DIR = str(path)
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # umap's import-time TensorFlow/numba chatter
         import umap
+    if cache:
+        cache_compiled_code(("umap", "pynndescent"))
     return umap
+
+
+def cache_compiled_code(packages: Sequence[str]) -> int:
+    """Turn numba's disk cache on for every jitted function of ``packages`` not yet compiled.
+
+    umap-learn marks only its layout optimiser ``cache=True``; the rest (fuzzy simplicial set,
+    spectral initialisation, ...) was compiled afresh in every process: measured ~60 s of a
+    70 s fit of 2,000 points, against ~8 s once compiled. Returns the number of functions
+    switched on. A function numba cannot cache (dynamic globals) just stays uncached.
+    """
+    from numba.core.caching import NullCache
+    from numba.core.dispatcher import Dispatcher
+
+    count = 0
+    for name, module in list(sys.modules.items()):
+        if module is None or name.split(".")[0] not in packages:
+            continue
+        for value in list(vars(module).values()):
+            if (isinstance(value, Dispatcher) and isinstance(value._cache, NullCache)
+                    and not value.overloads):
+                value.enable_caching()
+                count += 1
+    return count
 
 
 def cosine_knn(features: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, None]:
