@@ -95,6 +95,7 @@ _HOMES = {
     "safe_name": "astroclr.session.rundir",
     "nearest": "astroclr.evaluate.similar",
     "montage": "astroclr.evaluate.similar",
+    "NeighbourIndex": "astroclr.evaluate.index",
 }
 
 __all__ = sorted(_HOMES)

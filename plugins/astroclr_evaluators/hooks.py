@@ -94,6 +94,16 @@ def astroclr_evaluators() -> Iterator[EvaluatorSpec]:
                       "class first)", item_type=str),
                 Param("seed", int, 0, "random seed of the example choice")))
     yield EvaluatorSpec(
+        "anomaly", "a score per galaxy (distance to the k-th neighbour; isolation forest) as "
+        "columns of embeddings.fits, and a montage of the most anomalous galaxies",
+        "astroclr_evaluators.anomaly:evaluate",
+        params=(Param("k", int, 10, "the knn score is the distance to the k-th neighbour", low=1),
+                Param("score", str, "knn", "the score the montage ranks by",
+                      choices=("knn", "iforest")),
+                Param("top", int, 16, "galaxies in the montage", low=2, high=100),
+                Param("trees", int, 200, "trees of the isolation forest", low=10),
+                Param("seed", int, 0, "random seed of the isolation forest")))
+    yield EvaluatorSpec(
         "label_efficiency", "plot and table of balanced accuracy vs number of labels for the "
         "classifier evaluators (it runs after all of them); label-efficiency ratio",
         "astroclr_evaluators.label_efficiency:evaluate",
