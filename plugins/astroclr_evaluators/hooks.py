@@ -94,6 +94,14 @@ def astroclr_evaluators() -> Iterator[EvaluatorSpec]:
                       "class first)", item_type=str),
                 Param("seed", int, 0, "random seed of the example choice")))
     yield EvaluatorSpec(
+        "retrieval", "precision@k of same-class nearest neighbours, next to PCA and the "
+        "untrained network", "astroclr_evaluators.retrieval:evaluate",
+        params=(Param("k", list, [1, 10, 50], "neighbours counted (capped at the labelled "
+                      "galaxies)", item_type=int, low=1),
+                Param("baselines", list, ["pca", "untrained"], "baseline features searched the "
+                      "same way", item_type=str, choices=("pca", "untrained", "colours"))),
+        provides="generic", target="class")
+    yield EvaluatorSpec(
         "anomaly", "a score per galaxy (distance to the k-th neighbour; isolation forest) as "
         "columns of embeddings.fits, and a montage of the most anomalous galaxies",
         "astroclr_evaluators.anomaly:evaluate",
