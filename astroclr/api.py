@@ -96,6 +96,8 @@ _HOMES = {
     "nearest": "astroclr.evaluate.similar",
     "montage": "astroclr.evaluate.similar",
     "NeighbourIndex": "astroclr.evaluate.index",
+    "to_rgb": "astroclr.evaluate.similar",
+    "atomic_write": "astroclr.files",
 }
 
 __all__ = sorted(_HOMES)

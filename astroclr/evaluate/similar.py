@@ -114,8 +114,13 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
 
 
 def montage(galaxies: "Galaxies", query: Any, neighbours: Sequence[tuple[Any, float]],
-            path: str | Path, title: str | None = None) -> Path:
-    """Draw the query galaxy and its neighbours in a row-wrapped grid, with ids and distances."""
+            path: str | Path, title: str | None = None, first: str = "query {id}",
+            value: str = "d") -> Path:
+    """Draw the query galaxy and its neighbours in a row-wrapped grid, with ids and distances.
+
+    ``first`` labels the first panel (``{id}`` is its id); ``value`` names the number under
+    the others (``d`` for a distance; e.g. ``score`` for a ranking by score).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -138,7 +143,7 @@ def montage(galaxies: "Galaxies", query: Any, neighbours: Sequence[tuple[Any, fl
             ax.text(0.5, 0.5, "image not\navailable", ha="center", va="center", fontsize=8)
         else:
             ax.imshow(to_rgb(np.asarray(galaxies.images[row])), origin="lower")
-        label = f"query {gid}" if dist is None else f"{gid}\nd = {dist:.3f}"
+        label = first.format(id=gid) if dist is None else f"{gid}\n{value} = {dist:.3f}"
         ax.set_title(label, fontsize=7, color="darkred" if dist is None else "black")
     fig.suptitle(title or f"Most similar galaxies to {query} (cosine distance)", fontsize=9)
     fig.tight_layout()

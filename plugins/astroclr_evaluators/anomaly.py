@@ -63,11 +63,9 @@ def evaluate(context: "EvalContext", k: int = 10, score: str = "knn", top: int =
     ids = context.galaxies.ids
     plain = [v.item() if isinstance(v, np.generic) else v for v in ids[ranked[:top]]]
     shown = [(i, float(scores[score][r])) for i, r in zip(plain, ranked[:top])]
-    # the most anomalous galaxy heads the montage; the others follow with their scores
-    path = montage(context.galaxies, shown[0][0], shown[1:],
-                   context.figures_dir / "anomaly.png",
-                   title=f"The {len(shown)} most anomalous galaxies by the {score} score "
-                         f"(first: the most; the number under each id is its score)")
+    path = montage(context.galaxies, shown[0][0], shown[1:], context.figures_dir / "anomaly.png",
+                   title=f"The {len(shown)} most anomalous galaxies by the {score} score",
+                   first=f"1st {{id}}\nscore = {shown[0][1]:.3f}", value="score")
     rho = _rank_correlation(scores["knn"], scores["iforest"])
     lines = [f"A score per galaxy, higher = stranger: `knn` is the cosine distance to the "
              f"{k}-th nearest galaxy, `iforest` an isolation forest's ({trees} trees). Both are "

@@ -84,7 +84,9 @@ def astroclr_evaluators() -> Iterator[EvaluatorSpec]:
                 Param("n_epochs", int, 200, "UMAP layout epochs", low=10),
                 Param("max_points", int, 20000, "embed at most this many galaxies (random)",
                       low=10),
-                Param("seed", int, 0, "random seed (subsample and UMAP)")))
+                Param("seed", int, 0, "random seed (subsample and UMAP)"),
+                Param("interactive", bool, True, "also an interactive map in the report: hover "
+                      "for a galaxy's cutout, click for its nearest neighbours")))
     yield EvaluatorSpec(
         "similar", "montages of the most similar galaxies (cosine) to a few examples",
         "astroclr_evaluators.similar:evaluate",
