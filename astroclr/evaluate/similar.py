@@ -7,6 +7,7 @@ the geometry SimCLR's loss trains: 0 for the same direction, 2 for opposite ones
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -90,27 +91,36 @@ def find_similar(run_dir: str | Path, objid: Any, k: int = 8) -> list[tuple[Any,
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:
-    """A displayable (H, W, 3) image from (C, H, W) of any number of bands.
+    """A displayable (H, W, 3) image from (C, H, W) of any number of bands; or (N, H, W, 3)
+    from a batch (N, C, H, W), stretched image by image as if one at a time.
 
     Bands are assumed ordered blue to red (as surveys list them): the reddest goes to red,
     the bluest to blue; one band is shown grey. Each channel is stretched between its 1st
     and 99.5th percentile, then an asinh stretch shows faint outskirts and bright cores.
     """
     img = np.asarray(image, dtype=np.float32)
-    c = img.shape[0]
+    if img.ndim == 3:
+        return to_rgb(img[None])[0]
+    c = img.shape[1]
     if c == 1:
-        chans = [img[0]] * 3
+        chans = [img[:, 0]] * 3
     elif c == 2:
-        chans = [img[1], 0.5 * (img[0] + img[1]), img[0]]
+        chans = [img[:, 1], 0.5 * (img[:, 0] + img[:, 1]), img[:, 0]]
     else:
-        chans = [img[c - 1], img[c // 2], img[0]]
+        chans = [img[:, c - 1], img[:, c // 2], img[:, 0]]
     out = []
-    for ch in chans:
-        finite = np.isfinite(ch)
-        lo, hi = (np.percentile(ch[finite], [1, 99.5]) if finite.any() else (0.0, 1.0))
-        x = np.clip((np.nan_to_num(ch, nan=lo) - lo) / max(hi - lo, 1e-12), 0, 1)
+    for ch in chans:  # (N, H, W)
+        if np.isfinite(ch).all():
+            lo, hi = np.percentile(ch, [1, 99.5], axis=(1, 2))
+        else:
+            with warnings.catch_warnings():  # an all-NaN image: drawn black below
+                warnings.simplefilter("ignore", RuntimeWarning)
+                lo, hi = np.nanpercentile(ch, [1, 99.5], axis=(1, 2))
+        lo, hi = np.nan_to_num(lo, nan=0.0)[:, None, None], np.nan_to_num(hi, nan=1.0)[:, None, None]
+        x = np.clip((np.nan_to_num(ch, nan=0.0) - lo) / np.maximum(hi - lo, 1e-12), 0, 1)
+        x = np.where(np.isfinite(ch), x, 0.0)
         out.append(np.arcsinh(8 * x) / np.arcsinh(8))
-    return np.stack(out, axis=-1)
+    return np.stack(out, axis=-1).astype(np.float32)
 
 
 def montage(galaxies: "Galaxies", query: Any, neighbours: Sequence[tuple[Any, float]],

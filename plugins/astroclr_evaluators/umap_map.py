@@ -7,6 +7,10 @@ base64 typed arrays and JSON, the cutouts as JPEG sprite sheets (64 x 64 thumbna
 sheet), the drawing code as plain JavaScript on a canvas (the page is ``umap_map.html``
 beside this module). The report embeds the file in an ``<iframe srcdoc>``.
 
+Measured for 20,000 galaxies (the umap evaluator's default ``max_points``) on the shared
+2-core machine: 5.7 MB with 24 px thumbnails at JPEG quality 70 (13 MB at 32 px, quality 85),
+written in ~40 s, drawn by headless Chromium in 0.4 s.
+
 Opening ``umap_map.html#demo=ROW`` hovers and clicks point ROW on load (how the map is checked
 headless: a screenshot shows the tooltip and the neighbour list).
 """
@@ -35,7 +39,7 @@ def _b64(array: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")
 
 
-def sprite_sheets(images: Any, rows: np.ndarray, size: int, quality: int = 85) -> list[str]:
+def sprite_sheets(images: Any, rows: np.ndarray, size: int, quality: int = 70) -> list[str]:
     """Base64 JPEG sheets of ``size``-px thumbnails of ``images[rows]``, row-major, SHEET per
     side; thumbnail ``i`` is on sheet ``i // SHEET**2``."""
     from PIL import Image
@@ -49,9 +53,11 @@ def sprite_sheets(images: Any, rows: np.ndarray, size: int, quality: int = 85) -
         side = SHEET if len(chunk) > SHEET else len(chunk)
         height = -(-len(chunk) // SHEET)
         canvas = np.zeros((height * size, side * size, 3), dtype=np.uint8)
-        for j, r in enumerate(chunk):
-            rgb = (to_rgb(np.asarray(images[r])) * 255).astype(np.uint8)
-            thumb = np.asarray(Image.fromarray(rgb).resize((size, size), Image.BILINEAR))
+        rgbs = (to_rgb(np.asarray(images[np.sort(chunk)]))[np.argsort(np.argsort(chunk))]
+                * 255).astype(np.uint8)  # sorted reads suit a memory map
+        for j, rgb in enumerate(rgbs):
+            thumb = rgb if rgb.shape[0] == size else np.asarray(
+                Image.fromarray(rgb).resize((size, size), Image.BILINEAR))
             y, x = divmod(j, SHEET)
             canvas[y * size:(y + 1) * size, x * size:(x + 1) * size] = thumb[::-1]  # origin lower
         buf = io.BytesIO()
@@ -61,7 +67,7 @@ def sprite_sheets(images: Any, rows: np.ndarray, size: int, quality: int = 85) -
 
 
 def write_map(context: "EvalContext", rows: np.ndarray, coords: np.ndarray, labels: np.ndarray,
-              path: str | Path, k: int = 8, thumb: int = 32,
+              path: str | Path, k: int = 8, thumb: int = 24,
               title: str = "UMAP of the representations") -> Path:
     """Write the map of galaxies ``rows`` at 2-D ``coords`` to ``path`` (a complete HTML page)."""
     from astroclr.api import NeighbourIndex, atomic_write
