@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from astroclr.api import AstroclrError, checked_features, class_names
+from astroclr.api import AstroclrError, checked_features, class_names, safe_name
 
 if TYPE_CHECKING:
     from astroclr.api import EvalContext, EvalResult
@@ -58,7 +58,7 @@ def evaluate(context: "EvalContext", k: int = 8, examples: int = 4, ids: Sequenc
         if labels is not None and labels[row] >= 0:
             label = f" ({class_names(context, [int(labels[row])])[0]})"
         path = montage(context.galaxies, qid, neighbours,
-                       context.figures_dir / f"similar_{qid}.png",
+                       context.figures_dir / f"{safe_name(f'similar_{qid}')}.png",  # ids are data
                        title=f"Nearest to {qid}{label} (cosine distance)")
         figures.append(path)
         found[str(qid)] = [{"id": i, "distance": d} for i, d in neighbours]
