@@ -102,6 +102,9 @@ _HOMES = {
     "nearest": "astroclr.evaluate.similar",
     "montage": "astroclr.evaluate.similar",
     "check_writable": "astroclr.files",
+    "NeighbourIndex": "astroclr.evaluate.index",
+    "to_rgb": "astroclr.evaluate.similar",
+    "atomic_write": "astroclr.files",
 }
 
 __all__ = sorted(_HOMES)

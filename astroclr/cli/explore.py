@@ -13,28 +13,44 @@ from astroclr.cli.common import ConfigOpt, SetOpt, app, augment_app, friendly
 @app.command("similar")
 @friendly
 def similar_cmd(
-    run_dir: Path = typer.Argument(..., help="A run directory."),
-    objid: str = typer.Option(..., "--id", help="Catalogue id of the query galaxy."),
+    run_dir: Path = typer.Argument(..., help="A run directory: its model embeds --image files, "
+                                   "its embeddings are searched (unless --against)."),
+    ids: Optional[List[str]] = typer.Option(None, "--id", help="Id of a query galaxy of the run "
+                                            "(repeatable)."),
+    images: Optional[List[Path]] = typer.Option(
+        None, "--image", help="A query cutout of the run's bands and raw size: FITS (one HDU per "
+        "band, or a cube) or a composite PNG/JPEG (repeatable)."),
+    table: Optional[Path] = typer.Option(None, "--table", help="Query by every row of an "
+                                         "embeddings table (id + representation columns)."),
+    against: Optional[Path] = typer.Option(None, "--against", help="Search this embeddings "
+                                           "table (e.g. from astroclr embed) instead of the run's."),
     k: int = typer.Option(8, "-k", min=1, help="Number of neighbours."),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
-                                       help="Montage PNG (default RUN/figures/similar_<id>.png)."),
+                                       help="Montage PNG (default RUN/figures/similar_<query>.png)."),
+    results: Optional[Path] = typer.Option(None, "--results", help="Table of the neighbours, "
+                                           ".csv or .fits (default: the montage's path, .csv)."),
 ) -> None:
-    """Find the galaxies most similar to one galaxy in representation space; write a montage."""
-    from astroclr.evaluate.similar import load_embeddings, montage, nearest
-    from astroclr.files import check_writable
-    from astroclr.session.rundir import open_run
+    """Find the galaxies most similar to galaxies of the run, to image files or to a table of
+    representations; write a montage and a table of neighbours with cosine distances."""
+    from astroclr.evaluate.query import MONTAGE_QUERIES, similar
 
-    existing = open_run(run_dir)
-    # The default name comes from the id: RunDir.figure keeps it inside figures/ whatever it holds.
-    path = out or existing.rundir.figure(f"similar_{objid}")
-    check_writable(path, "--out" if out else "the montage", is_dir=False)
-    _check_image_format(path)
-    ids, reps = load_embeddings(existing.dir)  # read once: the listing and the montage share it
-    neighbours = nearest(ids, reps, objid, k, where=str(existing.rundir.embeddings))
-    for nid, dist in neighbours:
-        typer.echo(f"{nid}\t{dist:.4f}")
-    montage(existing.galaxies(), objid, neighbours, path)
-    typer.echo(f"montage: {path}")
+    if out is not None:
+        _check_image_format(out)
+    found = similar(run_dir, ids=ids or (), images=images or (), table=table, against=against,
+                    k=k, out=out, results=results)
+    t = found.table
+    if found.queries == 1:
+        for nid, dist in zip(t["id"], t["distance"]):
+            typer.echo(f"{nid}\t{dist:.4f}")
+    else:
+        queries = list(dict.fromkeys(str(q) for q in t["query"]))[:MONTAGE_QUERIES]
+        for q, nid, dist in zip(t["query"], t["id"], t["distance"]):
+            if str(q) in queries:
+                typer.echo(f"{q}\t{nid}\t{dist:.4f}")
+        if found.queries > len(queries):
+            typer.echo(f"... {found.queries - len(queries)} more queries in the table")
+    typer.echo(f"montage: {found.montage}")
+    typer.echo(f"table: {found.results}")
 
 
 @augment_app.command("preview")

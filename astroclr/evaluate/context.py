@@ -152,13 +152,18 @@ class EvalContext:
 @dataclass
 class EvalResult:
     """An evaluator's output: JSON-able metrics, figure files, a Markdown report section, and
-    its kind (``RESULT_KINDS``; filled from the evaluator's spec when left None)."""
+    its kind (``RESULT_KINDS``; filled from the evaluator's spec when left None).
+
+    ``columns``: per-galaxy values, ``name -> (N,) array`` in galaxy order (e.g. an anomaly
+    score); a run adds them to ``embeddings.fits`` (not to ``metrics.json``).
+    """
 
     metrics: dict[str, Any] = field(default_factory=dict)
     figures: list[Path] = field(default_factory=list)
     markdown: str = ""
     seconds: float = 0.0
     kind: str | None = None
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def evaluation_order(registry: "Registry", names: Sequence[str]) -> list[str]:

@@ -7,6 +7,7 @@ the geometry SimCLR's loss trains: 0 for the same direction, 2 for opposite ones
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -57,7 +58,7 @@ def index_of(ids: np.ndarray, objid: Any, where: str = "the embeddings") -> int:
     return int(hits[0])
 
 
-def _py(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """A plain Python value from a numpy scalar (ids come back JSON- and print-friendly)."""
     value = value.item() if isinstance(value, np.generic) else value
     return value.decode() if isinstance(value, bytes) else value
@@ -71,20 +72,14 @@ def nearest(ids: np.ndarray, representations: np.ndarray, objid: Any, k: int = 8
     SimCLR representations share a large common component, so raw cosines all sit near 1 and
     say little; centred, they measure how a galaxy differs from the typical one.
     """
-    if k < 1:
-        raise AstroclrError(f"k must be at least 1, got {k}")
+    from astroclr.evaluate.index import NeighbourIndex
+
     reps = np.asarray(representations, dtype=np.float32)
-    reps = reps - reps.mean(axis=0, keepdims=True)
     row = index_of(ids, objid, where)
-    unit = reps / np.clip(np.linalg.norm(reps, axis=1, keepdims=True), 1e-12, None)
-    dist = 1.0 - unit @ unit[row]
-    dist[row] = np.inf  # never return the query itself
-    k = min(int(k), len(reps) - 1)
-    if k <= 0:
-        return []
-    cand = np.argpartition(dist, k - 1)[:k]
-    cand = cand[np.lexsort((cand, dist[cand]))]  # by distance, then by row for ties
-    return [(_py(np.asarray(ids)[i]), float(max(dist[i], 0.0))) for i in cand]
+    # exact whatever the size: one query scans even 1,000,000 rows in well under a second
+    index = NeighbourIndex.build(reps, exact_max=len(reps))
+    rows, dist = index.search(reps[row:row + 1], k, exclude=np.array([row]))
+    return [(plain(np.asarray(ids)[i]), float(d)) for i, d in zip(rows[0], dist[0])]
 
 
 def find_similar(run_dir: str | Path, objid: Any, k: int = 8) -> list[tuple[Any, float]]:
@@ -96,32 +91,46 @@ def find_similar(run_dir: str | Path, objid: Any, k: int = 8) -> list[tuple[Any,
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:
-    """A displayable (H, W, 3) image from (C, H, W) of any number of bands.
+    """A displayable (H, W, 3) image from (C, H, W) of any number of bands; or (N, H, W, 3)
+    from a batch (N, C, H, W), stretched image by image as if one at a time.
 
     Bands are assumed ordered blue to red (as surveys list them): the reddest goes to red,
     the bluest to blue; one band is shown grey. Each channel is stretched between its 1st
     and 99.5th percentile, then an asinh stretch shows faint outskirts and bright cores.
     """
     img = np.asarray(image, dtype=np.float32)
-    c = img.shape[0]
+    if img.ndim == 3:
+        return to_rgb(img[None])[0]
+    c = img.shape[1]
     if c == 1:
-        chans = [img[0]] * 3
+        chans = [img[:, 0]] * 3
     elif c == 2:
-        chans = [img[1], 0.5 * (img[0] + img[1]), img[0]]
+        chans = [img[:, 1], 0.5 * (img[:, 0] + img[:, 1]), img[:, 0]]
     else:
-        chans = [img[c - 1], img[c // 2], img[0]]
+        chans = [img[:, c - 1], img[:, c // 2], img[:, 0]]
     out = []
-    for ch in chans:
-        finite = np.isfinite(ch)
-        lo, hi = (np.percentile(ch[finite], [1, 99.5]) if finite.any() else (0.0, 1.0))
-        x = np.clip((np.nan_to_num(ch, nan=lo) - lo) / max(hi - lo, 1e-12), 0, 1)
+    for ch in chans:  # (N, H, W)
+        if np.isfinite(ch).all():
+            lo, hi = np.percentile(ch, [1, 99.5], axis=(1, 2))
+        else:
+            with warnings.catch_warnings():  # an all-NaN image: drawn black below
+                warnings.simplefilter("ignore", RuntimeWarning)
+                lo, hi = np.nanpercentile(ch, [1, 99.5], axis=(1, 2))
+        lo, hi = np.nan_to_num(lo, nan=0.0)[:, None, None], np.nan_to_num(hi, nan=1.0)[:, None, None]
+        x = np.clip((np.nan_to_num(ch, nan=0.0) - lo) / np.maximum(hi - lo, 1e-12), 0, 1)
+        x = np.where(np.isfinite(ch), x, 0.0)
         out.append(np.arcsinh(8 * x) / np.arcsinh(8))
-    return np.stack(out, axis=-1)
+    return np.stack(out, axis=-1).astype(np.float32)
 
 
 def montage(galaxies: "Galaxies", query: Any, neighbours: Sequence[tuple[Any, float]],
-            path: str | Path, title: str | None = None) -> Path:
-    """Draw the query galaxy and its neighbours in a row-wrapped grid, with ids and distances."""
+            path: str | Path, title: str | None = None, first: str = "query {id}",
+            value: str = "d") -> Path:
+    """Draw the query galaxy and its neighbours in a row-wrapped grid, with ids and distances.
+
+    ``first`` labels the first panel (``{id}`` is its id); ``value`` names the number under
+    the others (``d`` for a distance; e.g. ``score`` for a ranking by score).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -144,7 +153,7 @@ def montage(galaxies: "Galaxies", query: Any, neighbours: Sequence[tuple[Any, fl
             ax.text(0.5, 0.5, "image not\navailable", ha="center", va="center", fontsize=8)
         else:
             ax.imshow(to_rgb(np.asarray(galaxies.images[row])), origin="lower")
-        label = f"query {gid}" if dist is None else f"{gid}\nd = {dist:.3f}"
+        label = first.format(id=gid) if dist is None else f"{gid}\n{value} = {dist:.3f}"
         ax.set_title(label, fontsize=7, color="darkred" if dist is None else "black")
     fig.suptitle(title or f"Most similar galaxies to {query} (cosine distance)", fontsize=9)
     fig.tight_layout()

@@ -123,7 +123,10 @@ def _markdown(run_dir: Path, summary: Mapping[str, Any],
             lines += [text, ""]
         for fig in r.figures:
             rel = _relative(Path(fig), run_dir)
-            lines += [f"![{name}: {Path(fig).stem}]({rel})", ""]
+            if Path(fig).suffix.lower() == ".html":  # an interactive figure: embedded in HTML
+                lines += [f"[interactive: {name} {Path(fig).stem}]({rel})", ""]
+            else:
+                lines += [f"![{name}: {Path(fig).stem}]({rel})", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -187,6 +190,23 @@ def _table(rows: list[str], run_dir: Path) -> str:
     return "\n".join(out)
 
 
+_INTERACTIVE = re.compile(r"^\[interactive: ([^\]]*)\]\(([^)]+\.html)\)$")
+
+
+def _frame(line: str, run_dir: Path) -> str:
+    """An interactive figure (a self-contained HTML page) in an ``<iframe srcdoc>``, so the
+    report stays one file and the page's script and style stay its own; a link if missing."""
+    m = _INTERACTIVE.match(line)
+    assert m is not None
+    path = Path(m.group(2))
+    path = path if path.is_absolute() else run_dir / path
+    if not path.is_file():
+        return f'<p><a href="{html.escape(m.group(2))}">{html.escape(m.group(1))}</a></p>'
+    doc = html.escape(path.read_text(encoding="utf-8"), quote=True)
+    return (f'<iframe title="{html.escape(m.group(1))}" srcdoc="{doc}" style="width:100%;'
+            f'height:720px;border:1px solid #ddd"></iframe>')
+
+
 def markdown_to_html(text: str, run_dir: Path) -> str:
     """The small subset of Markdown that astroclr's reports use, as HTML.
 
@@ -241,6 +261,9 @@ def markdown_to_html(text: str, run_dir: Path) -> str:
         elif stripped.startswith("<") and stripped.endswith(">"):
             flush()
             out.append(stripped)  # our own raw HTML (details/summary)
+        elif _INTERACTIVE.match(stripped):
+            flush()
+            out.append(_frame(stripped, run_dir))
         elif stripped.startswith("!["):
             flush()
             out.append(_inline(stripped, run_dir))

@@ -234,6 +234,31 @@ class RunDir:
         """The embeddings table, with ids as written (str ids come back as str, not bytes)."""
         return read_embeddings_table(self.embeddings)
 
+    def add_columns(self, columns: Mapping[str, np.ndarray]) -> Path:
+        """Add (or replace) per-galaxy columns of ``embeddings.fits``, rewriting it atomically.
+
+        Safe while others read it: a reader sees the previous file or the new one, never half
+        of one, and the neighbour index stays valid (it is keyed by the representations, which
+        are copied unchanged). The table is held in memory while rewritten (as the run already
+        holds its representations). ``id`` and ``representation`` cannot be replaced.
+        """
+        from astropy.table import Table
+
+        if not columns:
+            return self.embeddings
+        table = Table.read(self.embeddings)  # as written: no byte-string conversion
+        for name, values in columns.items():
+            values = np.asarray(values)
+            if name in ("id", "representation"):
+                raise AstroclrError(f"{self.embeddings}: column {name!r} cannot be replaced")
+            if len(values) != len(table):
+                raise AstroclrError(f"{self.embeddings}: column {name!r} has {len(values)} values "
+                                    f"for {len(table)} galaxies")
+            table[name] = values
+        with atomic_path(self.embeddings) as tmp:
+            table.write(tmp, format="fits")
+        return self.embeddings
+
     def embedding_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """``(ids, representations)`` of the run; a one-line error when unusable."""
         table = self.read_embeddings()

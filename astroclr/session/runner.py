@@ -216,6 +216,8 @@ def _evaluate(registry: "Registry", cfg: "Config", rundir: RunDir, galaxies: "Ga
                              on_start=(lambda n: console.print(f"evaluating: {n}")) if progress
                              else None)
     state["evaluate_seconds"] = round(time.perf_counter() - start, 2)
+    # per-galaxy columns of evaluators (an anomaly score, ...) join the embeddings table
+    rundir.add_columns({k: v for res in results.values() for k, v in res.columns.items()})
     state["status"] = "complete"
     summary = _summary(cfg, state)
     write_metrics(rundir, summary, results)

@@ -84,7 +84,9 @@ def astroclr_evaluators() -> Iterator[EvaluatorSpec]:
                 Param("n_epochs", int, 200, "UMAP layout epochs", low=10),
                 Param("max_points", int, 20000, "embed at most this many galaxies (random)",
                       low=10),
-                Param("seed", int, 0, "random seed (subsample and UMAP)")))
+                Param("seed", int, 0, "random seed (subsample and UMAP)"),
+                Param("interactive", bool, True, "also an interactive map in the report: hover "
+                      "for a galaxy's cutout, click for its nearest neighbours")))
     yield EvaluatorSpec(
         "similar", "montages of the most similar galaxies (cosine) to a few examples",
         "astroclr_evaluators.similar:evaluate",
@@ -93,6 +95,24 @@ def astroclr_evaluators() -> Iterator[EvaluatorSpec]:
                 Param("ids", list, [], "ids of the example galaxies (default: random, one per "
                       "class first)", item_type=str),
                 Param("seed", int, 0, "random seed of the example choice")))
+    yield EvaluatorSpec(
+        "retrieval", "precision@k of same-class nearest neighbours, next to PCA and the "
+        "untrained network", "astroclr_evaluators.retrieval:evaluate",
+        params=(Param("k", list, [1, 10, 50], "neighbours counted (capped at the labelled "
+                      "galaxies)", item_type=int, low=1),
+                Param("baselines", list, ["pca", "untrained"], "baseline features searched the "
+                      "same way", item_type=str, choices=("pca", "untrained", "colours"))),
+        provides="generic", target="class")
+    yield EvaluatorSpec(
+        "anomaly", "a score per galaxy (distance to the k-th neighbour; isolation forest) as "
+        "columns of embeddings.fits, and a montage of the most anomalous galaxies",
+        "astroclr_evaluators.anomaly:evaluate",
+        params=(Param("k", int, 10, "the knn score is the distance to the k-th neighbour", low=1),
+                Param("score", str, "knn", "the score the montage ranks by",
+                      choices=("knn", "iforest")),
+                Param("top", int, 16, "galaxies in the montage", low=2, high=100),
+                Param("trees", int, 200, "trees of the isolation forest", low=10),
+                Param("seed", int, 0, "random seed of the isolation forest")))
     yield EvaluatorSpec(
         "label_efficiency", "plot and table of balanced accuracy vs number of labels for the "
         "classifier evaluators (it runs after all of them); label-efficiency ratio",

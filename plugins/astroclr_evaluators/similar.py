@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from astroclr.api import AstroclrError, checked_features, class_names
+from astroclr.api import AstroclrError, checked_features, class_names, safe_name
 
 if TYPE_CHECKING:
     from astroclr.api import EvalContext, EvalResult
@@ -35,7 +35,7 @@ def choose_examples(context: "EvalContext", n: int, seed: int) -> list[int]:
 
 def evaluate(context: "EvalContext", k: int = 8, examples: int = 4, ids: Sequence[str] = (),
              seed: int = 0) -> "EvalResult":
-    from astroclr.api import EvalResult, index_of, montage, nearest, safe_name
+    from astroclr.api import EvalResult, index_of, montage, nearest
 
     features = checked_features(context.representations, context, "similar")
     if len(features) < 2:

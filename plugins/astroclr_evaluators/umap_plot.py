@@ -139,7 +139,7 @@ def _column(context: "EvalContext", name: str) -> np.ndarray:
 
 def evaluate(context: "EvalContext", color_by: Sequence[str] = (), n_neighbors: int = 15,
              min_dist: float = 0.1, max_points: int = 20000, seed: int = 0,
-             n_epochs: int = 200) -> "EvalResult":
+             n_epochs: int = 200, interactive: bool = True) -> "EvalResult":
     from astroclr.api import EvalResult
 
     features = checked_features(context.representations, context, "umap")
@@ -202,6 +202,12 @@ def evaluate(context: "EvalContext", color_by: Sequence[str] = (), n_neighbors: 
     fig.savefig(path, dpi=110)
     plt.close(fig)
     np.save(context.figures_dir / "umap_coords.npy", np.column_stack([idx, coords]))
+    figures = [path]
+    if interactive:  # the same map, hover for cutouts and click for neighbours (umap_map.py)
+        from astroclr_evaluators.umap_map import write_map
+
+        figures.append(write_map(context, idx, coords, lab, context.figures_dir / "umap_map.html",
+                                 title=f"UMAP of the representations: {context.label_column}"))
 
     md = (f"UMAP (cosine, n_neighbors = {n_neighbors}, min_dist = {min_dist}) of "
           f"{len(idx)} of {len(features)} galaxies' representations, coloured by "
@@ -211,4 +217,4 @@ def evaluate(context: "EvalContext", color_by: Sequence[str] = (), n_neighbors: 
     return EvalResult(metrics={"n_points": int(len(idx)), "n_neighbors": int(n_neighbors),
                                "min_dist": float(min_dist), "n_epochs": int(n_epochs),
                                "color_by": list(extra)},
-                      figures=[path], markdown=md)
+                      figures=figures, markdown=md)
