@@ -53,6 +53,13 @@ _HOMES = {
     "index_of": "astroclr.evaluate.similar",
     "nearest": "astroclr.evaluate.similar",
     "montage": "astroclr.evaluate.similar",
+    # classifiers (fine-tuning the trained encoder)
+    "Recipe": "astroclr.classify.finetune",
+    "train_classifier": "astroclr.classify.finetune",
+    "holdout": "astroclr.classify.finetune",
+    "select_augment": "astroclr.classify.finetune",
+    "forward_all": "astroclr.classify.finetune",
+    "classifier_net": "astroclr.classify.classifier",
 }
 
 __all__ = sorted(_HOMES)
