@@ -54,6 +54,8 @@ class ClassifierInfo:
     recipe: dict[str, Any] = field(default_factory=dict)
     run: str = ""
     dataset: str = ""
+    #: the dataset table the classifier was trained with (``predict`` starts from it)
+    dataset_params: dict[str, Any] = field(default_factory=dict)
     n_train: int = 0
     n_val: int = 0
 

@@ -389,6 +389,10 @@ def train_classifier(net: nn.Module, images: np.ndarray, train_rows: np.ndarray,
         log["steps"] = 0
     else:
         quiet_lightning()
+        import warnings
+
+        # the frozen batch-norm layers are in eval mode on purpose (freeze_bn)
+        warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
         n = n_labels if n_labels is not None else len(train_rows) + len(val_rows)
         steps = recipe.steps(n)
         stopper = EarlyStopping(images, val_rows, y_val, weight, recipe.eval_every,

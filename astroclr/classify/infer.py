@@ -179,7 +179,11 @@ def output_dim(module: torch.nn.Module, images: np.ndarray,
 
 def predict_trainer(train: "TrainOptions", callbacks: list, progress: bool) -> L.Trainer:
     """A Lightning trainer for inference on ``train``'s accelerator, devices, nodes, strategy."""
+    import warnings
+
     quiet_lightning()
+    # the writer gets each batch's row numbers with its outputs, not from Lightning's tracking
+    warnings.filterwarnings("ignore", message=".*infer the batch indices.*")
     try:
         return L.Trainer(accelerator=train.lightning_accelerator, devices=train.device_spec,
                          num_nodes=train.num_nodes, strategy=train.strategy,
