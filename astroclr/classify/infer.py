@@ -50,7 +50,7 @@ class RowBatches(Dataset):
 
     def __getitem__(self, span: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         a, b = span
-        x = torch.from_numpy(np.ascontiguousarray(self.images[a:b], dtype=np.float32))
+        x = torch.from_numpy(np.array(self.images[a:b], dtype=np.float32))  # mmaps are read-only
         return x, torch.arange(a, b, dtype=torch.int64)
 
 
