@@ -140,6 +140,8 @@ def test_classifier_directory_holds_tensors_names_bands_recipe_and_metrics(class
     assert 0.0 <= metrics["validation"]["balanced_accuracy"] <= 1.0
     assert metrics["steps"] <= 6 and sum(metrics["class_counts"].values()) == 40
     assert metrics["history"][0]["step"] == 0  # the linear probe itself was validated first
+    assert len(metrics["train_ids"]) == info["n_train"] and len(metrics["val_ids"]) == 8
+    assert not set(metrics["train_ids"]) & set(metrics["val_ids"])
 
 
 def test_finetune_command_in_probe_mode(tiny_run, tmp_path, capsys):

@@ -290,8 +290,11 @@ def finetune_run(run_dir: str | Path, out: str | Path, dataset: str | None = Non
         dataset_params=cfg.tables()["dataset"], n_train=int(len(train_rows)),
         n_val=int(len(val_rows)))
     counts = {name: int((all_labels[chosen] == c).sum()) for c, name in zip(classes, names)}
+    ids = galaxies.ids
+    # which galaxies it learnt from: a test of the classifier must leave them out
     metrics = {"validation": log.get("validation"), "labels": n, "class_counts": counts,
-               **{k: v for k, v in log.items() if k != "validation"}}
+               **{k: v for k, v in log.items() if k != "validation"},
+               "train_ids": ids[train_rows].tolist(), "val_ids": ids[val_rows].tolist()}
     write_classifier(out, net.cpu(), info, metrics)
     return load_classifier(out, device=device)
 

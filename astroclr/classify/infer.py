@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 #: batches between flushes of a shard and its progress record
 FLUSH_EVERY = 16
+#: batches between releases of the image pages read (see release_pages)
+RELEASE_EVERY = 64
 
 
 class RowBatches(Dataset):
@@ -44,12 +46,18 @@ class RowBatches(Dataset):
 
     def __init__(self, images: np.ndarray) -> None:
         self.images = images
+        self.reads = 0
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
     def __getitem__(self, span: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        from astroclr.data.prepared import release_pages
+
         a, b = span
+        self.reads += 1
+        if self.reads % RELEASE_EVERY == 0:  # a memory-mapped cube's pages read so far count in
+            release_pages(self.images)       # the RSS until unmapped: keep it flat in N
         x = torch.from_numpy(np.array(self.images[a:b], dtype=np.float32))  # mmaps are read-only
         return x, torch.arange(a, b, dtype=torch.int64)
 
@@ -135,8 +143,12 @@ class ShardWriter(BasePredictionWriter):
             self._record()
 
     def _record(self) -> None:
+        from astroclr.data.prepared import release_pages
+
         self.values.flush()
         self.rows.flush()
+        release_pages(self.values)  # flushed pages are clean: unmapping them keeps RSS flat
+        release_pages(self.rows)
         write_json(self.shard.progress, {"key": self.key, "batches": self.batches,
                                          "rows": self.pos})
 
