@@ -6,6 +6,8 @@ The public API is small and importing it is cheap (torch loads on first use)::
     run = astroclr.run(dataset="sdss", backbone="resnet18", out="runs/demo")
     model = astroclr.load("runs/demo")
     vectors = model.embed(images)          # (N, 64) numpy array
+    clf = model.finetune("classifiers/demo", labels=300)   # fine-tune on 300 labels
+    probabilities = astroclr.load_classifier("classifiers/demo").predict_proba(images)
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from astroclr.plugin.hookspecs import hookimpl
 from astroclr.plugin.specs import AstroclrError, ConfigError
 from astroclr.version import __version__
 
-__all__ = ["run", "load", "hookimpl", "AstroclrError", "ConfigError", "__version__"]
+__all__ = ["run", "load", "load_classifier", "hookimpl", "AstroclrError", "ConfigError",
+           "__version__"]
 
 if TYPE_CHECKING:
+    from astroclr.classify.classifier import Classifier
     from astroclr.session.rundir import Run
     from astroclr.session.trained import TrainedModel
 
@@ -35,3 +39,11 @@ def load(run_dir: Any, device: str | None = None) -> "TrainedModel":
     from astroclr.session.trained import load as _load
 
     return _load(run_dir, device=device)
+
+
+def load_classifier(path: Any, device: str | None = None) -> "Classifier":
+    """Load a classifier directory (``astroclr finetune``); see
+    :func:`astroclr.classify.classifier.load_classifier`."""
+    from astroclr.classify.classifier import load_classifier as _load
+
+    return _load(path, device=device)

@@ -76,6 +76,7 @@ _HOMES = {
     "linear_model": "astroclr.evaluate.models",
     "mlp_model": "astroclr.evaluate.models",
     "balanced_resample": "astroclr.evaluate.models",
+    "single_class_prediction": "astroclr.evaluate.models",
     # the regression protocol
     "RegressionTask": "astroclr.evaluate.regression",
     "Regressor": "astroclr.evaluate.regression",
@@ -105,6 +106,13 @@ _HOMES = {
     "NeighbourIndex": "astroclr.evaluate.index",
     "to_rgb": "astroclr.evaluate.similar",
     "atomic_write": "astroclr.files",
+    # classifiers (fine-tuning the trained encoder)
+    "Recipe": "astroclr.classify.recipe",
+    "train_classifier": "astroclr.classify.finetune",
+    "holdout": "astroclr.classify.recipe",
+    "select_augment": "astroclr.classify.recipe",
+    "forward_all": "astroclr.classify.recipe",
+    "classifier_net": "astroclr.classify.classifier",
 }
 
 __all__ = sorted(_HOMES)

@@ -27,9 +27,15 @@ def _imports(path: Path) -> set[str]:
     return out
 
 
+#: imports that point back up on purpose, each inside one convenience method:
+#: ``astroclr.load(run).finetune(...)`` runs ``astroclr finetune``, which loads run models
+ALLOWED_UPWARD = {("astroclr.session.trained", "astroclr.classify.apply")}
+
+
 def test_no_import_cycle_in_the_core():
     modules = {_module(p): p for p in CORE.rglob("*.py")}
-    graph = {m: (_imports(p) & set(modules)) - {m} for m, p in modules.items()}
+    graph = {m: {d for d in (_imports(p) & set(modules)) - {m} if (m, d) not in ALLOWED_UPWARD}
+             for m, p in modules.items()}
     state: dict[str, int] = {}
 
     def visit(m: str, path: list[str]) -> None:
@@ -59,7 +65,8 @@ def test_run_directory_file_names_are_spelled_in_one_module():
                        r"report\.md|report\.html|last\.ckpt|schedule\.json|representations\.npy)[\"']")
     spelled = sorted({str(p.relative_to(ROOT)) for p in CORE.rglob("*.py")
                       if names.search(p.read_text())})
-    assert spelled == ["astroclr/session/rundir.py"]
+    # classify/classifier.py owns a classifier directory, which has a metrics.json of its own
+    assert spelled == ["astroclr/classify/classifier.py", "astroclr/session/rundir.py"]
 
 
 def test_plugins_import_only_the_public_surface():

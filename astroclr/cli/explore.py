@@ -65,7 +65,7 @@ def augment_preview_cmd(
     seed: int = typer.Option(0, help="Seed of the augmentations and of the galaxies shown."),
 ) -> None:
     """Write a figure of galaxies, each augmentation alone, and composed views."""
-    from astroclr import config as cfgmod
+    import astroclr.config as cfgmod
     from astroclr.data.preview import write_preview
     from astroclr.files import check_writable
     from astroclr.plugin.registry import get_registry

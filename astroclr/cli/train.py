@@ -86,7 +86,7 @@ def config_cmd(
     list_presets: bool = typer.Option(False, "--presets", help="List the shipped presets."),
 ) -> None:
     """Print the resolved configuration (every default filled in) as TOML."""
-    from astroclr import config as cfgmod
+    import astroclr.config as cfgmod
     from astroclr.plugin.registry import get_registry
 
     if list_presets:
@@ -109,7 +109,7 @@ def prepare_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Preprocess a dataset once into a memory-mapped prepared dataset (resumable)."""
-    from astroclr import config as cfgmod
+    import astroclr.config as cfgmod
     from astroclr.data.prepare import prepare_dataset
     from astroclr.plugin.registry import get_registry
 

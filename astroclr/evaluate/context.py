@@ -39,6 +39,8 @@ class EvalContext:
       baseline or an untrained-network baseline), mapping (B, C, H, W) to (B, F);
     - ``embed_with``: ``embed_with(module)`` → (N, F) features of all images from any backbone;
     - ``augment``: the run's augmentation pipeline (for a supervised baseline), or None;
+    - ``trained_encoder``: a fresh copy of the run's trained encoder (images -> representation),
+      for evaluators that fine-tune it; None outside a run;
     - ``results``: results of the evaluators that ran before this one, by name.
 
     In a unit test, build one from arrays: ``EvalContext(Galaxies.from_arrays(images, survey,
@@ -56,6 +58,7 @@ class EvalContext:
     embed_with: Callable[[Any], np.ndarray] | None = None
     augment: "Pipeline | None" = None
     device: str = "cpu"
+    trained_encoder: Callable[[], Any] | None = None
     config: Mapping[str, Any] = field(default_factory=dict)
     results: dict[str, "EvalResult"] = field(default_factory=dict)
     _splits: dict[tuple[str, int], Split] = field(default_factory=dict, repr=False)

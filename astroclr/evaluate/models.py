@@ -16,7 +16,7 @@ from astroclr.evaluate.classifiers import Model, Task
 from astroclr.plugin.specs import AstroclrError
 
 
-def _constant(task: Task) -> tuple[np.ndarray, str] | None:
+def single_class_prediction(task: Task) -> tuple[np.ndarray, str] | None:
     """If the training set holds a single class, predict it (no classifier can be fit)."""
     present = np.unique(task.y_train)
     if len(present) >= 2:
@@ -48,7 +48,7 @@ def linear_model(features: np.ndarray | Callable[[Task], np.ndarray], max_iter: 
     """
 
     def fit(task: Task):
-        const = _constant(task)
+        const = single_class_prediction(task)
         if const is not None:
             return const
         import warnings
@@ -97,7 +97,7 @@ def mlp_model(features: np.ndarray | Callable[[Task], np.ndarray], hidden: Seque
     """
 
     def fit(task: Task):
-        const = _constant(task)
+        const = single_class_prediction(task)
         if const is not None:
             return const
         import warnings

@@ -204,13 +204,18 @@ def _evaluate(registry: "Registry", cfg: "Config", rundir: RunDir, galaxies: "Ga
 
         return embed_images(module, galaxies.images, cfg.train.embed_batch_size, device)
 
+    def trained_encoder() -> Any:
+        from astroclr.session.trained import load
+
+        return load(rundir.path, device=device).encoder
+
     r = cfg.run
     context = EvalContext(galaxies=galaxies, representations=representations,
                           figures_dir=rundir.figures, label_column=r.label_column,
                           seeds=r.eval_seeds, train_sizes=r.train_sizes,
                           test_fraction=r.test_fraction, build_backbone=fresh_backbone,
                           embed_with=embed_with, augment=pipeline, device=device,
-                          config=cfg.tables())
+                          config=cfg.tables(), trained_encoder=trained_encoder)
     start = time.perf_counter()
     results = run_evaluators(registry, r.evaluators, cfg.evaluate, context,
                              on_start=(lambda n: console.print(f"evaluating: {n}")) if progress

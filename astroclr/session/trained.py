@@ -28,6 +28,8 @@ class TrainedModel:
         self.image_size = image_size
         self.device = device
         self.batch_size = batch_size
+        #: the run directory it was loaded from (set by :func:`load`)
+        self.run_dir: Path | None = None
 
     def embed(self, images: Any) -> np.ndarray:
         from astroclr.evaluate.embed import embed_images
@@ -49,6 +51,22 @@ class TrainedModel:
                 f"{x.shape[-2]}x{x.shape[-1]} px, but the model was trained on "
                 f"{self.image_size}x{self.image_size}")
         return embed_images(self.encoder, x, self.batch_size, self.device)
+
+    def finetune(self, out: str | Path, *, dataset: str | None = None, sets: Sequence[str] = (),
+                 label_column: str | None = None, labels: int | None = None, seed: int = 0,
+                 mode: str = "finetune", overwrite: bool = False, progress: bool = False,
+                 **recipe: Any) -> Any:
+        """Train a classifier on this run's encoder from the labelled galaxies of a dataset
+        (default: the run's own) and write it to ``out``; returns the loaded
+        :class:`astroclr.classify.classifier.Classifier`. As ``astroclr finetune``; ``recipe``
+        sets fields of :class:`astroclr.classify.recipe.Recipe` (``max_steps=500``, ...)."""
+        from astroclr.classify.apply import finetune_run
+
+        if self.run_dir is None:
+            raise AstroclrError("finetune: this model was not loaded from a run directory "
+                                "(use astroclr.load(RUN))")
+        return finetune_run(self.run_dir, out, dataset, sets, label_column, labels, seed, mode,
+                            overwrite, progress, device=self.device, **recipe)
 
 
 def load(run_dir: str | Path, device: str | None = None) -> TrainedModel:
@@ -72,5 +90,7 @@ def load(run_dir: str | Path, device: str | None = None) -> TrainedModel:
         raise AstroclrError(f"{existing.rundir.model} does not match the run's backbone: "
                             f"{' '.join(str(exc).split())[:200]}") from None
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return TrainedModel(encoder, state["bands"], Preprocessing(**state["preprocessing"]),
-                        state["image_size"], device, cfg.train.embed_batch_size)
+    model = TrainedModel(encoder, state["bands"], Preprocessing(**state["preprocessing"]),
+                         state["image_size"], device, cfg.train.embed_batch_size)
+    model.run_dir = existing.rundir.path
+    return model

@@ -75,6 +75,33 @@ def astroclr_evaluators() -> Iterator[EvaluatorSpec]:
                 Param("augment", bool, True, "apply the run's augmentations to training batches")),
         **_CLASSIFIER)
     yield EvaluatorSpec(
+        "finetune", "the run's trained encoder fine-tuned with a linear head on the same "
+        "labelled galaxies (linear probe first, layer-wise lr, frozen BN statistics, early "
+        "stopping); slow on a CPU", "astroclr_evaluators.finetune:evaluate",
+        params=(Param("sizes", list, [], "training sizes to run (empty: all of the run's "
+                      "train_sizes); capped at the training pool", item_type=int, low=1),
+                Param("epochs", int, 30, "passes over the N labels (as cnn)", low=1),
+                Param("max_steps", int, 2000, "at most this many optimiser steps (as cnn; 0: no "
+                      "limit)", low=0),
+                Param("min_steps", int, 200, "at least this many steps (as cnn)", low=0),
+                Param("batch_size", int, 128, "batch size (as cnn)", low=1),
+                Param("lr", float, 1e-3, "AdamW learning rate of the head", low=0.0),
+                Param("encoder_lr", float, 3e-4, "learning rate of the encoder's top block",
+                      low=0.0),
+                Param("layer_decay", float, 0.8, "learning-rate factor per encoder block "
+                      "downwards", low=0.0, high=1.0),
+                Param("weight_decay", float, 1e-4, "AdamW weight decay", low=0.0),
+                Param("val_fraction", float, 0.2, "fraction of the N labels held out for early "
+                      "stopping", low=0.0, high=0.9),
+                Param("eval_every", int, 20, "steps between validation checks", low=1),
+                Param("patience", int, 6, "checks without improvement before stopping (0: "
+                      "never stop early)", low=0),
+                Param("freeze_bn", bool, True, "keep the encoder's batch-norm statistics"),
+                Param("probe_init", bool, True, "start the head from the linear probe"),
+                Param("augment", str, "run", "augmentations: the run's pipeline (as cnn), "
+                      "rotate_flip alone, or none", choices=("run", "rotate_flip", "none"))),
+        **_CLASSIFIER)
+    yield EvaluatorSpec(
         "umap", "2-D UMAP of the representations coloured by label and catalogue columns",
         "astroclr_evaluators.umap_plot:evaluate",
         params=(Param("color_by", list, [], "catalogue columns to colour extra panels by",

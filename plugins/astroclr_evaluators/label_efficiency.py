@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 
 #: colours per evaluator, so each method keeps its colour across runs
 _COLOURS = {"probe": "tab:blue", "knn": "tab:cyan", "pca": "tab:orange", "untrained": "tab:gray",
-            "cnn": "tab:red"}
-_STYLES = {"mlp": "-", "linear": "--", "knn": ":", "cnn": "-"}
+            "cnn": "tab:red", "finetune": "tab:green"}
+_STYLES = {"mlp": "-", "linear": "--", "knn": ":", "cnn": "-", "finetune": "-"}
 BASELINE_ORDER = ("cnn", "pca")
 
 

@@ -1,0 +1,215 @@
+"""A trained classifier and its directory: the encoder plus a linear head, and what it needs.
+
+::
+
+    weights.pt        the network's state_dict (tensors only: loaded with weights_only=True)
+    classifier.json   class names and label values, bands, image size, preprocessing, the
+                      backbone to rebuild, the recipe, the run it came from, label column
+    metrics.json      its validation metrics (held-out part of its labels)
+
+Every file is written atomically, ``classifier.json`` last: a directory without it is not a
+classifier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import numpy as np
+
+from astroclr.files import atomic_path, read_json, write_json
+from astroclr.plugin.specs import AstroclrError
+
+if TYPE_CHECKING:
+    import torch
+
+FORMAT = "astroclr-classifier"
+WEIGHTS, META, METRICS = "weights.pt", "classifier.json", "metrics.json"
+
+
+def classifier_net(encoder: "torch.nn.Module", n_classes: int) -> "torch.nn.Module":
+    """The encoder with a linear head on its representation: images -> class logits."""
+    from torch import nn
+
+    dim = int(encoder.representation.out_features)
+    return nn.Sequential(encoder, nn.Linear(dim, n_classes))
+
+
+@dataclass
+class ClassifierInfo:
+    """Everything about a classifier but its weights (``classifier.json``)."""
+
+    classes: list[int]
+    class_names: list[str]
+    bands: list[str]
+    image_size: int
+    preprocessing: dict[str, Any]
+    backbone: str
+    backbone_params: dict[str, Any]
+    representation_dim: int
+    label_column: str = "label"
+    mode: str = "finetune"
+    recipe: dict[str, Any] = field(default_factory=dict)
+    run: str = ""
+    dataset: str = ""
+    #: the dataset table the classifier was trained with (``predict`` starts from it)
+    dataset_params: dict[str, Any] = field(default_factory=dict)
+    n_train: int = 0
+    n_val: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        from astroclr.version import __version__
+
+        return {"format": FORMAT, "astroclr_version": __version__, **self.__dict__}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ClassifierInfo":
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def write_classifier(out: str | Path, net: "torch.nn.Module", info: ClassifierInfo,
+                     metrics: Mapping[str, Any]) -> Path:
+    """Write a classifier directory (weights, metrics, then classifier.json)."""
+    import torch
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / WEIGHTS) as tmp:
+        torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, tmp)
+    write_json(out / METRICS, metrics)
+    write_json(out / META, info.to_dict())
+    return out
+
+
+def read_info(path: str | Path) -> ClassifierInfo:
+    """``classifier.json`` of a classifier directory; a one-line error when it is not one."""
+    path = Path(path)
+    meta = path / META
+    if not meta.is_file():
+        raise AstroclrError(f"{path} is not an astroclr classifier directory (no {META}); make "
+                            f"one with astroclr finetune RUN --out {path}")
+    try:
+        doc = read_json(meta, None)
+    except Exception as exc:
+        raise AstroclrError(f"{meta} is unreadable: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise AstroclrError(f"{meta} is not an {FORMAT} file")
+    return ClassifierInfo.from_dict(doc)
+
+
+class Classifier:
+    """A trained classifier with the preprocessing and bands it was trained on.
+
+    ``predict_proba(images)`` and ``predict(images)`` take raw cutouts of its bands, (N, C, H, W)
+    or (C, H, W), as a dataset reads them (before binning and normalisation).
+    """
+
+    def __init__(self, net: "torch.nn.Module", info: ClassifierInfo, device: str = "cpu",
+                 batch_size: int = 512, path: Path | None = None) -> None:
+        self.net = net.eval().to(device)
+        self.info = info
+        self.device = device
+        self.batch_size = batch_size
+        self.path = path
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.info.class_names)
+
+    @property
+    def classes(self) -> list[int]:
+        return list(self.info.classes)
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        return tuple(self.info.bands)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return read_json(self.path / METRICS, {}) if self.path is not None else {}
+
+    def _prepare(self, images: Any) -> np.ndarray:
+        from astroclr.data.preprocess import Preprocessing
+
+        if hasattr(images, "detach"):
+            images = images.detach().cpu().numpy()
+        x = np.asarray(images, dtype=np.float32)
+        if x.ndim == 3:
+            x = x[None]
+        if x.ndim != 4:
+            raise AstroclrError(f"predict: expected images (N, C, H, W), got shape {x.shape}")
+        if x.shape[1] != len(self.bands):
+            raise AstroclrError(f"predict: the classifier was trained on {len(self.bands)} bands "
+                                f"({', '.join(self.bands)}), got images with {x.shape[1]}")
+        prep = Preprocessing(**self.info.preprocessing)
+        x = prep.apply(x)
+        size = self.info.image_size
+        if x.shape[-2:] != (size, size):
+            raise AstroclrError(f"predict: after preprocessing (bin {prep.bin}) the images are "
+                                f"{x.shape[-2]}x{x.shape[-1]} px, but the classifier was trained "
+                                f"on {size}x{size}")
+        return x
+
+    def predict_proba_preprocessed(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, K) of images already preprocessed as the classifier's."""
+        import torch
+
+        from astroclr.evaluate.embed import embed_images
+
+        softmax = torch.nn.Sequential(self.net, torch.nn.Softmax(dim=1))
+        return embed_images(softmax, x, self.batch_size, self.device)
+
+    def predict_proba(self, images: Any) -> np.ndarray:
+        """Class probabilities (N, K), columns in :attr:`class_names` order."""
+        return self.predict_proba_preprocessed(self._prepare(images))
+
+    def predict(self, images: Any) -> np.ndarray:
+        """The predicted label value (an integer of the label column) of each image."""
+        proba = self.predict_proba(images)
+        return np.asarray(self.classes)[np.argmax(proba, axis=1)]
+
+
+def build_net(info: ClassifierInfo) -> "torch.nn.Module":
+    """An untrained network of the classifier's architecture."""
+    import astroclr.config as cfgmod
+    from astroclr.plugin.registry import get_registry
+    from astroclr.session.build import build_backbone
+    from astroclr.train.model import Encoder
+
+    registry = get_registry()
+    cfg = cfgmod.resolve({"run": {"backbone": info.backbone, "evaluators": []},
+                          "backbone": dict(info.backbone_params)}, registry)
+    backbone = build_backbone(registry, cfg, len(info.bands), info.image_size)
+    return classifier_net(Encoder(backbone, info.representation_dim), len(info.classes))
+
+
+def load_classifier(path: str | Path, device: str | None = None) -> Classifier:
+    """Load a classifier directory written by ``astroclr finetune``."""
+    import torch
+
+    path = Path(path)
+    info = read_info(path)
+    weights_file = path / WEIGHTS
+    if not weights_file.is_file():
+        raise AstroclrError(f"classifier {path} has no {WEIGHTS}")
+    try:  # tensors only: a classifier never unpickles code
+        weights = torch.load(weights_file, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise AstroclrError(f"{weights_file} is corrupt: {type(exc).__name__}") from None
+    net = build_net(info)
+    try:
+        net.load_state_dict(weights)
+    except Exception as exc:
+        raise AstroclrError(f"{weights_file} does not match the classifier's architecture "
+                            f"({info.backbone}): {' '.join(str(exc).split())[:200]}") from None
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return Classifier(net, info, device, path=path)
+
+
+def class_names_of(classes: Sequence[int], label_names: Sequence[str] | None) -> list[str]:
+    """Display names of label values: the dataset's names where it has them, else the value."""
+    return [str(label_names[c]) if label_names is not None and 0 <= c < len(label_names)
+            else str(c) for c in classes]

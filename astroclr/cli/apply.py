@@ -1,0 +1,114 @@
+"""Commands that apply a trained run: embed, finetune, predict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from astroclr.cli.common import app, friendly
+
+_DatasetOpt = typer.Option(None, "--dataset", "-d",
+                           help="Dataset plugin (default: the run's; its [dataset] table is the "
+                                "starting point for --set dataset.*).")
+_Sets = typer.Option(None, "--set", "-s", metavar="KEY=VALUE",
+                     help="Set a dataset.* or train.* key, e.g. --set dataset.input=prepared "
+                          "(repeatable).")
+_Quiet = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+
+
+def _devices(accelerator: Optional[str], devices: Optional[str], strategy: Optional[str],
+             num_nodes: Optional[int]) -> dict:
+    return {"accelerator": accelerator, "devices": devices, "strategy": strategy,
+            "num_nodes": num_nodes}
+
+
+_Accelerator = typer.Option(None, help="Lightning accelerator: auto, cpu, gpu.")
+_Devices = typer.Option(None, help="Lightning devices: a count, '0,1', or auto.")
+_Strategy = typer.Option(None, help="Lightning strategy: auto, ddp, ...")
+_Nodes = typer.Option(None, "--num-nodes", help="Nodes for distributed inference.")
+
+
+@app.command("embed")
+@friendly
+def embed_cmd(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output table: .fits, or .parquet "
+                             "(needs pyarrow)."),
+    dataset: Optional[str] = _DatasetOpt,
+    sets: Optional[List[str]] = _Sets,
+    accelerator: Optional[str] = _Accelerator,
+    devices: Optional[str] = _Devices,
+    strategy: Optional[str] = _Strategy,
+    num_nodes: Optional[int] = _Nodes,
+    quiet: bool = _Quiet,
+) -> None:
+    """Embed any dataset with a run's encoder: id, catalogue columns, representation."""
+    from astroclr.classify.apply import embed_dataset
+
+    written = embed_dataset(run_dir, out, dataset, sets or (), progress=not quiet,
+                            **_devices(accelerator, devices, strategy, num_nodes))
+    if written is not None:
+        typer.echo(f"embeddings: {written}")
+
+
+@app.command("finetune")
+@friendly
+def finetune_cmd(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    out: Path = typer.Option(..., "--out", "-o", help="Classifier directory to write."),
+    dataset: Optional[str] = _DatasetOpt,
+    sets: Optional[List[str]] = typer.Option(
+        None, "--set", "-s", metavar="KEY=VALUE",
+        help="Set a dataset.* key, or a recipe.* key of the fine-tuning recipe (recipe.lr, "
+             "recipe.encoder_lr, recipe.max_steps, recipe.val_fraction, ...; see "
+             "docs/classify.md) (repeatable)."),
+    label_column: Optional[str] = typer.Option(None, "--label-column",
+                                               help="Catalogue column of integer labels, -1 "
+                                                    "unlabelled (default: the run's)."),
+    labels: Optional[int] = typer.Option(None, "--labels", min=1,
+                                         help="Train on N labelled galaxies, stratified and "
+                                              "seeded (default: all)."),
+    seed: int = typer.Option(0, help="Seed of the choice of labels, the split and training."),
+    mode: str = typer.Option("finetune", help="finetune (encoder + head, end to end) or probe "
+                             "(a linear head on the frozen representation)."),
+    augment: str = typer.Option("run", help="Augmentations while fine-tuning: run (the run's "
+                                "pipeline), rotate_flip, or none."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a classifier in --out."),
+    quiet: bool = _Quiet,
+) -> None:
+    """Train a classifier from labelled galaxies on a run's encoder; writes a classifier directory."""
+    from astroclr.classify.apply import finetune_run
+
+    clf = finetune_run(run_dir, out, dataset, sets or (), label_column, labels, seed, mode,
+                       overwrite, progress=not quiet, augment=augment)
+    val = clf.metrics.get("validation") or {}
+    score = (f"; validation balanced accuracy {val['balanced_accuracy']:.3f} on {val['n']} "
+             f"held-out galaxies") if val else ""
+    typer.echo(f"classifier ({', '.join(clf.class_names)}): {out}{score}")
+
+
+@app.command("predict")
+@friendly
+def predict_cmd(
+    classifier: Path = typer.Argument(..., help="A classifier directory (astroclr finetune)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output table: .fits, or .parquet "
+                             "(needs pyarrow)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d",
+                                          help="Dataset plugin (default: the classifier's)."),
+    sets: Optional[List[str]] = _Sets,
+    accelerator: Optional[str] = _Accelerator,
+    devices: Optional[str] = _Devices,
+    strategy: Optional[str] = _Strategy,
+    num_nodes: Optional[int] = _Nodes,
+    quiet: bool = _Quiet,
+) -> None:
+    """Classify every galaxy of a dataset: id, pred_label, pred_class, prob_<class>, catalogue."""
+    from astroclr.classify.apply import predict_dataset
+
+    written = predict_dataset(classifier, out, dataset, sets or (), progress=not quiet,
+                              **_devices(accelerator, devices, strategy, num_nodes))
+    if written is not None:
+        typer.echo(f"predictions: {written}")
+
