@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 #: batches between flushes of a shard and its progress record
 FLUSH_EVERY = 16
 #: batches between releases of the image pages read (see release_pages)
-RELEASE_EVERY = 64
+RELEASE_EVERY = 8
 
 
 class RowBatches(Dataset):
