@@ -131,7 +131,8 @@ class Pipeline:
         if idx.numel() == x.shape[0]:
             return fn(x, None).to(x.dtype)
         out = x if owned else x.clone()
-        return out.index_copy_(0, idx, fn(x[idx], idx).to(x.dtype))
+        # index_select: half the time of x[idx] (advanced indexing) for a batch at 32 px
+        return out.index_copy_(0, idx, fn(x.index_select(0, idx), idx).to(x.dtype))
 
     def _step(self, step: Step, x: "torch.Tensor", generator: "torch.Generator",
               owned: bool) -> "torch.Tensor":
@@ -168,7 +169,7 @@ class Pipeline:
         if every:
             return resample(x, matrix).to(x.dtype)
         return self._blend(x, applied, lambda sub, idx: resample(
-            sub, matrix if idx is None else matrix[idx]), owned)
+            sub, matrix if idx is None else matrix.index_select(0, idx)), owned)
 
     @property
     def names(self) -> list[str]:
