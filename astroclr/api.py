@@ -71,7 +71,7 @@ _HOMES = {
     "ids_digest": "astroclr.evaluate.classifiers",
     "resolve_sizes": "astroclr.evaluate.classifiers",
     "majority_baseline": "astroclr.evaluate.classifiers",
-    "blas_threads": "astroclr.evaluate.classifiers",
+    "blas_threads": "astroclr.evaluate.parallel",
     "feature_models": "astroclr.evaluate.models",
     "linear_model": "astroclr.evaluate.models",
     "mlp_model": "astroclr.evaluate.models",

@@ -9,6 +9,9 @@ import pytest
 
 # Two cores on CI: keep torch from oversubscribing them when pytest runs.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# Probe fits in this process: worker start-up would outweigh the tests' tiny fits
+# (test_eval_probe checks the worker path gives the same numbers).
+os.environ.setdefault("ASTROCLR_EVAL_JOBS", "1")
 
 
 @pytest.fixture(scope="session")

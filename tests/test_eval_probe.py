@@ -116,6 +116,20 @@ def test_probe_learns_informative_representations(tmp_path, registry):
     assert "SimCLR probe (linear)" in res.markdown and "majority class" in res.markdown
 
 
+def test_fits_on_worker_processes_give_the_same_numbers(tmp_path, registry, monkeypatch):
+    g = make_galaxies(n=160)
+    ctx = context(g, informative(g, strength=1.0), tmp_path, seeds=(0, 1), train_sizes=(30, 1000))
+    config = {"probe": {"max_iter": 50}}
+    here = run_evaluators(registry, ["probe"], config, ctx)["probe"].metrics
+    monkeypatch.setenv("ASTROCLR_EVAL_JOBS", "2")
+    workers = run_evaluators(registry, ["probe"], config, ctx)["probe"].metrics
+    for model in ("linear", "mlp"):
+        for n, entry in here["models"][model]["by_size"].items():
+            other = workers["models"][model]["by_size"][n]
+            assert entry["mean"] == other["mean"] and entry["confusion_sum"] == other["confusion_sum"]
+            assert [s["seed"] for s in other["per_seed"]] == [0, 1]
+
+
 def test_probe_on_noise_is_near_chance(tmp_path, registry):
     """The other side of the coin: without information, no skill (guards against leakage)."""
     g = make_galaxies(n=300)

@@ -47,10 +47,7 @@ evaluators trained and tested on exactly the same galaxies.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
@@ -184,28 +181,6 @@ def majority_baseline(labels: np.ndarray, splits: Sequence["Split"], classes: np
 
 # -- the loop ---------------------------------------------------------------------------------
 
-ENV_THREADS = "ASTROCLR_EVAL_THREADS"
-
-
-def blas_threads() -> contextlib.AbstractContextManager:
-    """Limit BLAS threads while fitting (``$ASTROCLR_EVAL_THREADS``, default 1).
-
-    The probe's matrices are small: on a busy 2-core machine two OpenBLAS threads spin-wait
-    for each other and an MLP fit took 10x longer (36 s vs 3.5 s for 7,500 galaxies,
-    measured); one thread loses little when the machine is idle.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        return contextlib.nullcontext()
-    try:
-        n = max(1, int(os.environ.get(ENV_THREADS, "1")))
-    except ValueError:
-        raise AstroclrError(f"{ENV_THREADS} must be a positive integer, "
-                            f"got {os.environ[ENV_THREADS]!r}") from None
-    return threadpool_limits(limits=n, user_api="blas")
-
-
 def evaluate_classifiers(
     context: "EvalContext",
     evaluator: str,
@@ -240,30 +215,23 @@ def evaluate_classifiers(
             info["train_sha1"][str(n)] = ids_digest(ids[split.train(n)])
         split_info[str(split.seed)] = info
 
-    for model_name, model in models.items():
-        for n in sizes:
-            per_seed = []
-            for split in splits:
-                task = Task(split.seed, split, split.train(n), split.test, classes, labels)
-                if on_task is not None:
-                    on_task(model_name, task)
-                start = time.perf_counter()
-                with blas_threads():
-                    out = model(task)
-                seconds = time.perf_counter() - start
-                proba, note = out if isinstance(out, tuple) else (out, "")
-                proba = np.asarray(proba, dtype=np.float64)
-                if proba.shape != (len(task.test_idx), len(classes)):
-                    raise AstroclrError(
-                        f"evaluator {evaluator!r}: model {model_name!r} returned probabilities of "
-                        f"shape {proba.shape}, expected {(len(task.test_idx), len(classes))}")
-                m = classification_metrics(task.y_test, proba, classes, names)
-                entry = {"seed": split.seed, "n_train": int(len(task.train_idx)), **m,
-                         "fit_seconds": seconds}
-                if note:
-                    entry["note"] = note
-                per_seed.append(entry)
-            results[model_name]["by_size"][str(n)] = aggregate_classification(per_seed, names, n)
+    runs = [(model_name, n, Task(split.seed, split, split.train(n), split.test, classes, labels))
+            for model_name in models for n in sizes for split in splits]
+    per_seed: dict[tuple[str, int], list[dict[str, Any]]] = {(m, n): [] for m in models for n in sizes}
+    for (model_name, n, task), (out, seconds) in zip(runs, _fit_all(models, runs, on_task)):
+        proba, note = out if isinstance(out, tuple) else (out, "")
+        proba = np.asarray(proba, dtype=np.float64)
+        if proba.shape != (len(task.test_idx), len(classes)):
+            raise AstroclrError(
+                f"evaluator {evaluator!r}: model {model_name!r} returned probabilities of "
+                f"shape {proba.shape}, expected {(len(task.test_idx), len(classes))}")
+        m = classification_metrics(task.y_test, proba, classes, names)
+        entry = {"seed": task.seed, "n_train": int(len(task.train_idx)), **m, "fit_seconds": seconds}
+        if note:
+            entry["note"] = note
+        per_seed[model_name, n].append(entry)
+    for (model_name, n), entries in per_seed.items():
+        results[model_name]["by_size"][str(n)] = aggregate_classification(entries, names, n)
 
     n_unlabelled = int((labels < 0).sum())
     return {
@@ -283,3 +251,23 @@ def evaluate_classifiers(
     }
 
 
+
+
+def _fit_all(models: Mapping[str, Model], runs: Sequence[tuple[str, int, Task]],
+             on_task: Callable[[str, Task], None] | None):
+    """``(output, seconds)`` of every run, in order: fits of models that describe themselves as
+    a :class:`~astroclr.evaluate.parallel.FitJob` (``model.job(task)``) on worker processes,
+    any other model in this process."""
+    from astroclr.evaluate.parallel import FitJob, _timed, eval_jobs, run_fits
+
+    notify = on_task or (lambda name, task: None)
+    if eval_jobs() > 1 and all(callable(getattr(m, "job", None)) for m in models.values()):
+        jobs = []
+        for model_name, _, task in runs:
+            notify(model_name, task)
+            jobs.append(models[model_name].job(task))
+        yield from run_fits(jobs)
+        return
+    for model_name, _, task in runs:  # lazily: each model runs as its result is read
+        notify(model_name, task)
+        yield _timed(FitJob(models[model_name], (task,)))

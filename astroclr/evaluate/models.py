@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from astroclr.evaluate.classifiers import Model, Task
+from astroclr.evaluate.parallel import FitJob
 from astroclr.plugin.specs import AstroclrError
 
 
@@ -35,6 +36,34 @@ def _full_proba(clf: Any, X: np.ndarray, classes: np.ndarray) -> np.ndarray:
     return out
 
 
+class FeatureModel:
+    """A model on features: ``model(task)`` fits here; ``model.job(task)`` describes the same fit
+    as a :class:`~astroclr.evaluate.parallel.FitJob` for a worker process (the features are
+    made here: a per-seed PCA needs the evaluation context, a worker gets arrays)."""
+
+    def __init__(self, features: np.ndarray | Callable[[Task], np.ndarray],
+                 fit: Callable[..., np.ndarray], **options: Any) -> None:
+        self.features = features
+        self.fit = fit
+        self.options = options
+
+    def job(self, task: Task) -> FitJob:
+        const = single_class_prediction(task)
+        if const is not None:
+            return FitJob(_constant, (const,))
+        X = self.features(task) if callable(self.features) else self.features
+        return FitJob(self.fit, (X[task.train_idx], task.y_train, X[task.test_idx], task.classes,
+                                 task.seed, self.options))
+
+    def __call__(self, task: Task) -> np.ndarray | tuple[np.ndarray, str]:
+        job = self.job(task)
+        return job.fn(*job.args)
+
+
+def _constant(out: tuple[np.ndarray, str]) -> tuple[np.ndarray, str]:
+    return out
+
+
 def linear_model(features: np.ndarray | Callable[[Task], np.ndarray], max_iter: int = 2000,
                  C: float | None = None) -> Model:
     """Standardise (fitted on the training galaxies only) + multinomial logistic regression.
@@ -46,29 +75,26 @@ def linear_model(features: np.ndarray | Callable[[Task], np.ndarray], max_iter: 
     (SimCLR, PCA, untrained, colours) gets the same weighting and the same choice of
     regularisation (cross-validated on the training galaxies unless ``C`` is given).
     """
-
-    def fit(task: Task):
-        const = single_class_prediction(task)
-        if const is not None:
-            return const
-        import warnings
-
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        X = features(task) if callable(features) else features
-        clf = make_pipeline(StandardScaler(), _logistic(task, max_iter, C))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            warnings.simplefilter("ignore", FutureWarning)  # LogisticRegressionCV's API notices
-            clf.fit(X[task.train_idx], task.y_train)
-        return _full_proba(clf, X[task.test_idx], task.classes)
-
-    return fit
+    return FeatureModel(features, _fit_linear, max_iter=max_iter, C=C)
 
 
-def _logistic(task: Task, max_iter: int, C: float | None) -> Any:
+def _fit_linear(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray,
+                classes: np.ndarray, _seed: int, options: dict[str, Any]) -> np.ndarray:
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    clf = make_pipeline(StandardScaler(), _logistic(y_train, options["max_iter"], options["C"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", FutureWarning)  # LogisticRegressionCV's API notices
+        clf.fit(X_train, y_train)
+    return _full_proba(clf, X_test, classes)
+
+
+def _logistic(y_train: np.ndarray, max_iter: int, C: float | None) -> Any:
     """Logistic regression; with ``C=None`` its regularisation is chosen by stratified 5-fold
     cross-validation on the training galaxies alone (balanced accuracy), so a 64- or
     512-dimensional representation is not penalised against a 5-number baseline at N = 100 by
@@ -77,7 +103,7 @@ def _logistic(task: Task, max_iter: int, C: float | None) -> Any:
 
     if C is not None:
         return LogisticRegression(max_iter=max_iter, C=C, class_weight="balanced")
-    counts = np.unique(task.y_train, return_counts=True)[1]
+    counts = np.unique(y_train, return_counts=True)[1]
     folds = int(min(5, counts.min()))
     if folds < 2:
         return LogisticRegression(max_iter=max_iter, C=1.0, class_weight="balanced")
@@ -95,33 +121,30 @@ def mlp_model(features: np.ndarray | Callable[[Task], np.ndarray], hidden: Seque
     MLPClassifier takes no class weights, so the training galaxies are resampled to equal class
     counts (the linear model's ``class_weight="balanced"`` by other means).
     """
+    return FeatureModel(features, _fit_mlp, hidden=tuple(hidden), max_iter=max_iter, alpha=alpha)
 
-    def fit(task: Task):
-        const = single_class_prediction(task)
-        if const is not None:
-            return const
-        import warnings
 
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.neural_network import MLPClassifier
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
+def _fit_mlp(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, classes: np.ndarray,
+             seed: int, options: dict[str, Any]) -> np.ndarray:
+    import warnings
 
-        X = features(task) if callable(features) else features
-        counts = np.bincount(np.searchsorted(task.classes, task.y_train))
-        # early stopping needs a stratified validation slice with each class present
-        # (below ~1000 galaxies a 10 % slice is too noisy to stop on: train max_iter epochs)
-        early = len(task.train_idx) >= 1000 and counts[counts > 0].min() >= 10
-        clf = make_pipeline(StandardScaler(), MLPClassifier(
-            hidden_layer_sizes=tuple(hidden), alpha=alpha, max_iter=max_iter,
-            early_stopping=early, random_state=task.seed))
-        train = balanced_resample(task.train_idx, task.y_train, task.seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            clf.fit(X[train], task.labels[train])
-        return _full_proba(clf, X[task.test_idx], task.classes)
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
-    return fit
+    counts = np.bincount(np.searchsorted(classes, y_train))
+    # early stopping needs a stratified validation slice with each class present
+    # (below ~1000 galaxies a 10 % slice is too noisy to stop on: train max_iter epochs)
+    early = len(y_train) >= 1000 and counts[counts > 0].min() >= 10
+    clf = make_pipeline(StandardScaler(), MLPClassifier(
+        hidden_layer_sizes=options["hidden"], alpha=options["alpha"],
+        max_iter=options["max_iter"], early_stopping=early, random_state=seed))
+    rows = balanced_resample(np.arange(len(y_train)), y_train, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X_train[rows], y_train[rows])
+    return _full_proba(clf, X_test, classes)
 
 
 def balanced_resample(idx: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
