@@ -4,7 +4,8 @@ A probe fit is single-threaded (one BLAS thread, see :func:`blas_threads`), and 
 is dozens of them: the default run's untrained-network probe alone is 20 cross-validated
 logistic regressions on 512 features (40 s in one process on a 2-core machine). A model that
 can say what its fit needs (:class:`FitJob`) is run in worker processes instead, the arrays it
-needs shipped to them; its results are identical (the fits are seeded and deterministic).
+needs shipped to them. The results are those of an in-process fit (the fits are seeded), up to
+the BLAS's summation order: the default run's PCA-MLP moved by at most 3e-4 in balanced accuracy.
 
 ``$ASTROCLR_EVAL_JOBS`` sets the number of worker processes (default: the cores this process
 may use; 1 fits in the evaluating process, as models without :class:`FitJob` always are).
