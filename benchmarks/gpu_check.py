@@ -90,7 +90,8 @@ def cuda_tests(limit: float) -> str:
 def train_throughput(out: Path, name: str, limit: float, *extra: str) -> dict[str, Any]:
     path = out / f"train_{name}.json"
     run_child([sys.executable, str(BENCH / "train_throughput.py"), "--device", "cuda",
-               "--steps", "30", "--warmup", "5", "--skip-lightly", "--json", str(path), *extra],
+               "--steps", "30", "--warmup", "5", "--rounds", "1", "--skip-lightly", "--json", str(path),
+               *extra],
               limit)
     return read_json(path)
 

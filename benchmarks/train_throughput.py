@@ -8,12 +8,15 @@ loss with AdamW on batches of the same size, on synthetic 3-band images (``--siz
 - astroclr: ``astroclr.train.trainer.fit`` (Lightning Trainer, batch loader, checkpoints, logging),
   once with ``augment.pipeline = []`` and once with the default pipeline; views/s from the
   steady-state images/s astroclr reports (first steps excluded);
+- interleaved: the bound's step and the same step on the default pipeline's two views,
+  alternating step by step in one process, so the augmentation's share of a step is measured
+  without the machine's drift between separate runs;
 - lightly: lightly's ``SimCLRTransform`` per image (PIL) in ``DataLoader`` workers, the
   usual lightly recipe, then the same training step in a plain loop.
 
-Run: ``python benchmarks/train_throughput.py [--device cuda] [--steps 8] [--batch-size 64]
-[--preset gpu] [--json out.json]``
-Prints views/s of each and the ratios astroclr/bound and astroclr/lightly.
+Run: ``python benchmarks/train_throughput.py [--device cuda] [--steps 8] [--rounds 3]
+[--batch-size 64] [--preset gpu] [--json out.json]``
+Prints views/s of each and the ratios astroclr/bound (medians over rounds) and astroclr/lightly.
 """
 
 from __future__ import annotations
@@ -113,6 +116,31 @@ def bound(args, cfg, galaxies) -> float:
     return 2 * args.batch_size * args.steps / (time.perf_counter() - t0)
 
 
+def interleaved(args, galaxies, pipeline) -> tuple[float, float]:
+    """Seconds per step without and with the augmented views, alternating step by step in one
+    process: the same model, optimiser and batches, so the machine's drift cancels out. What it
+    isolates is the augmentation's share of a training step (``model.views``, on the device)."""
+    device = torch.device(args.device)
+    cfg = config(args, pipeline)
+    model = build_model(cfg, galaxies, with_augment=True).to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    step = step_fn(model, opt, device, device.type == "cuda")
+    x = torch.from_numpy(galaxies.images[:args.batch_size]).to(device)
+    spent = {"bound": 0.0, "augmented": 0.0}
+    for i in range(args.warmup + args.steps):
+        for kind in ("bound", "augmented"):
+            sync(device)
+            t0 = time.perf_counter()
+            if kind == "bound":
+                step(x, x)
+            else:
+                step(*model.views(x))
+            sync(device)
+            if i >= args.warmup:
+                spent[kind] += time.perf_counter() - t0
+    return spent["bound"] / args.steps, spent["augmented"] / args.steps
+
+
 def astroclr_fit(args, galaxies, pipeline) -> float:
     from astroclr.train.trainer import fit
 
@@ -175,6 +203,7 @@ def main() -> None:
     p.add_argument("--n", type=int, default=4096, help="synthetic images")
     p.add_argument("--steps", type=int, default=8, help="timed steps")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    p.add_argument("--rounds", type=int, default=3, help="bound/astroclr rounds (medians quoted)")
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                    help="DataLoader workers of the lightly recipe")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
@@ -194,21 +223,38 @@ def main() -> None:
     print(f"device {args.device}, backbone {args.backbone}, batch {args.batch_size}, "
           f"{args.size}x{args.size} px, {args.steps} timed steps, torch threads "
           f"{torch.get_num_threads()}")
-    # The bound is measured before and after astroclr's runs and the best taken, so a change
-    # of the machine's load during the benchmark does not favour astroclr.
-    b1 = bound(args, cfg, galaxies)
-    print(f"model-only bound (first):       {b1:10.1f} views/s")
-    plain = astroclr_fit(args, galaxies, "[]")
+    # Each round measures the bound before and after astroclr's two runs and takes the best,
+    # so a change of the machine's load during the round does not favour astroclr; the ratios
+    # quoted are the medians over rounds (a shared VM's speed drifts by ±15 % within minutes).
     pipeline = "[" + ",".join(f'"{n}"' for n in DEFAULT_AUGMENT) + "]"
-    full = astroclr_fit(args, galaxies, pipeline)
-    b2 = bound(args, cfg, galaxies)
-    b = max(b1, b2)
-    print(f"model-only bound (second):      {b2:10.1f} views/s")
-    print(f"astroclr, augment.pipeline=[]:  {plain:10.1f} views/s   ratio to bound {plain / b:.3f}")
-    print(f"astroclr, default pipeline:     {full:10.1f} views/s   ratio to bound {full / b:.3f}")
+    rounds = []
+    for r in range(args.rounds):
+        b1 = bound(args, cfg, galaxies)
+        plain = astroclr_fit(args, galaxies, "[]")
+        full = astroclr_fit(args, galaxies, pipeline)
+        b2 = bound(args, cfg, galaxies)
+        b = max(b1, b2)
+        rounds.append({"bound": b, "no_augment": plain, "default_pipeline": full})
+        print(f"round {r + 1}: bound {b1:7.1f} / {b2:7.1f} views/s; astroclr, augment.pipeline=[] "
+              f"{plain:7.1f} ({plain / b:.3f}); default pipeline {full:7.1f} ({full / b:.3f})")
+    plain_step, aug_step = interleaved(args, galaxies, pipeline)
+    print(f"interleaved, {args.steps} steps each: {plain_step:.3f} s/step on the batch itself, "
+          f"{aug_step:.3f} s/step with the default pipeline's views: ratio "
+          f"{plain_step / aug_step:.3f}")
+    b = float(np.median([x["bound"] for x in rounds]))
+    plain_ratio = float(np.median([x["no_augment"] / x["bound"] for x in rounds]))
+    full_ratio = float(np.median([x["default_pipeline"] / x["bound"] for x in rounds]))
+    plain = float(np.median([x["no_augment"] for x in rounds]))
+    full = float(np.median([x["default_pipeline"] for x in rounds]))
+    print(f"model-only bound:               {b:10.1f} views/s (median of {len(rounds)} rounds)")
+    print(f"astroclr, augment.pipeline=[]:  {plain:10.1f} views/s   ratio to bound {plain_ratio:.3f}")
+    print(f"astroclr, default pipeline:     {full:10.1f} views/s   ratio to bound {full_ratio:.3f}")
     figures = {"device": args.device, "backbone": args.backbone, "batch_size": args.batch_size,
                "size": args.size, "preset": args.preset, "bound": b, "no_augment": plain,
-               "default_pipeline": full}
+               "default_pipeline": full, "no_augment_ratio": plain_ratio,
+               "default_pipeline_ratio": full_ratio, "rounds": rounds,
+               "interleaved_step_seconds": {"bound": plain_step, "augmented": aug_step},
+               "augmentation_ratio": plain_step / aug_step}
     if not args.skip_lightly:
         lr = lightly_recipe(args, cfg, galaxies)
         print(f"lightly SimCLRTransform recipe: {lr:10.1f} views/s   "
