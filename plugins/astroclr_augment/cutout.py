@@ -36,10 +36,11 @@ def build_cutout(size: Sequence[float], fill: str) -> Callable:
         bw = ((lo + (hi - lo) * r[1]) * w).round().clamp(0, w)
         y0 = (r[2] * (h - bh + 1)).floor()                                     # top-left corner
         x0 = (r[3] * (w - bw + 1)).floor()
-        ys = torch.arange(h, device=x.device, dtype=torch.float32)[None, :, None]
-        xs = torch.arange(w, device=x.device, dtype=torch.float32)[None, None, :]
-        inside = ((ys >= y0[:, None, None]) & (ys < (y0 + bh)[:, None, None])
-                  & (xs >= x0[:, None, None]) & (xs < (x0 + bw)[:, None, None]))  # (B, H, W)
+        ys = torch.arange(h, device=x.device, dtype=torch.float32)[None, :]
+        xs = torch.arange(w, device=x.device, dtype=torch.float32)[None, :]
+        rows = (ys >= y0[:, None]) & (ys < (y0 + bh)[:, None])                 # (B, H)
+        cols = (xs >= x0[:, None]) & (xs < (x0 + bw)[:, None])                 # (B, W)
+        inside = rows[:, :, None] & cols[:, None, :]                           # (B, H, W)
         if fill == "median":
             value = sky_level(x)
         else:
