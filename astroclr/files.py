@@ -14,7 +14,7 @@ import math
 import os
 import uuid
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 
 @contextlib.contextmanager
@@ -141,3 +141,36 @@ def _probe(folder: Path) -> tuple[int, str]:
     import tempfile
 
     return tempfile.mkstemp(prefix=".astroclr-probe-", dir=folder)
+
+
+def write_fits_rows(path: str | Path, n: int, chunk_hdu: Callable[[int, int], Any],
+                    meta: Mapping[str, str] | None = None, chunk_rows: int = 65536) -> Path:
+    """Write an ``n``-row FITS table atomically, one chunk of rows at a time.
+
+    ``chunk_hdu(a, b)`` returns rows ``a:b`` as an astropy ``BinTableHDU`` with the same columns
+    and formats for every chunk, asked for ``chunk_rows`` rows at a time: only one chunk exists
+    in memory at a time, so a table of millions of rows is written in bounded memory. ``meta``
+    joins the header.
+    """
+    import io
+
+    from astropy.io import fits
+
+    header = chunk_hdu(0, min(n, 1)).header.copy()
+    header["NAXIS2"] = n
+    for key, value in (meta or {}).items():
+        header[key] = value
+    row_bytes = int(header["NAXIS1"])
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(fits.PrimaryHDU().header.tostring().encode("ascii"))
+        fh.write(header.tostring().encode("ascii"))
+        for a in range(0, n, chunk_rows):
+            b = min(a + chunk_rows, n)
+            hdu = chunk_hdu(a, b)
+            buf = io.BytesIO()
+            hdu.writeto(buf)  # the rows as astropy encodes them (big-endian, padded text)
+            start = 2880 + len(hdu.header.tostring())  # after the primary HDU and the header
+            fh.write(buf.getvalue()[start:start + (b - a) * row_bytes])
+        fh.write(b"\0" * (-(n * row_bytes) % 2880))
+    return Path(path)
+

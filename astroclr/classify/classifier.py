@@ -134,24 +134,8 @@ class Classifier:
     def _prepare(self, images: Any) -> np.ndarray:
         from astroclr.data.preprocess import Preprocessing
 
-        if hasattr(images, "detach"):
-            images = images.detach().cpu().numpy()
-        x = np.asarray(images, dtype=np.float32)
-        if x.ndim == 3:
-            x = x[None]
-        if x.ndim != 4:
-            raise AstroclrError(f"predict: expected images (N, C, H, W), got shape {x.shape}")
-        if x.shape[1] != len(self.bands):
-            raise AstroclrError(f"predict: the classifier was trained on {len(self.bands)} bands "
-                                f"({', '.join(self.bands)}), got images with {x.shape[1]}")
-        prep = Preprocessing(**self.info.preprocessing)
-        x = prep.apply(x)
-        size = self.info.image_size
-        if x.shape[-2:] != (size, size):
-            raise AstroclrError(f"predict: after preprocessing (bin {prep.bin}) the images are "
-                                f"{x.shape[-2]}x{x.shape[-1]} px, but the classifier was trained "
-                                f"on {size}x{size}")
-        return x
+        return Preprocessing(**self.info.preprocessing).for_model(
+            images, self.bands, self.info.image_size, "predict", "the classifier")
 
     def predict_proba_preprocessed(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities (N, K) of images already preprocessed as the classifier's."""

@@ -13,13 +13,12 @@ encodes them); Parquet, chosen by the suffix ``.parquet`` or ``.pq``, with pyarr
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, Union
 
 import numpy as np
 
-from astroclr.files import atomic_path
+from astroclr.files import atomic_path, write_fits_rows
 from astroclr.plugin.specs import AstroclrError
 
 #: rows built and written at a time
@@ -100,32 +99,11 @@ def _write_fits(path: Path, n: int, chunk: Callable[[int, int], dict], meta: Map
     from astropy.io import fits
     from astropy.table import Table
 
-    first = chunk(0, 1)
     # Formats from the arrays' dtypes: every chunk is a slice of the same arrays, so string
     # widths and vector lengths are the same in every chunk.
-    formats = {c.name: c.format for c in fits.table_to_hdu(Table(first)).columns}
-    header = _fits_hdu(first, formats).header.copy()
-    header["NAXIS2"] = n
-    for key, value in meta.items():
-        header[key] = value
-    row_bytes = int(header["NAXIS1"])
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        fh.write(fits.PrimaryHDU().header.tostring().encode("ascii"))
-        fh.write(header.tostring().encode("ascii"))
-        for a in range(0, n, chunk_rows):
-            b = min(a + chunk_rows, n)
-            fh.write(_raw_rows(_fits_hdu(chunk(a, b), formats), b - a, row_bytes))
-        fh.write(b"\0" * (-(n * row_bytes) % 2880))
-    return path
-
-
-def _raw_rows(hdu: Any, rows: int, row_bytes: int) -> bytes:
-    """The FITS bytes of a table HDU's rows, as astropy encodes them (big-endian, padded text)."""
-    buf = io.BytesIO()
-    hdu.writeto(buf)
-    data = buf.getvalue()
-    start = 2880 + len(hdu.header.tostring())  # after the primary HDU and the table header
-    return data[start:start + rows * row_bytes]
+    formats = {c.name: c.format for c in fits.table_to_hdu(Table(chunk(0, 1))).columns}
+    return write_fits_rows(path, n, lambda a, b: _fits_hdu(chunk(a, b), formats), meta,
+                           chunk_rows)
 
 
 def _arrow_array(values: np.ndarray) -> Any:

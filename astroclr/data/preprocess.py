@@ -7,7 +7,7 @@ repeats exactly what training saw.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -62,6 +62,29 @@ class Preprocessing:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def for_model(self, images: Any, bands: Sequence[str], image_size: int, command: str,
+                  model: str) -> np.ndarray:
+        """Raw cutouts of a trained model's bands, (N, C, H, W) or one (C, H, W), array or
+        tensor, checked and preprocessed as the model's training data were: float32
+        (N, C, image_size, image_size). ``command`` and ``model`` word the errors
+        (``"predict"``, ``"the classifier"``)."""
+        if hasattr(images, "detach"):
+            images = images.detach().cpu().numpy()
+        x = np.asarray(images, dtype=np.float32)
+        if x.ndim == 3:
+            x = x[None]
+        if x.ndim != 4:
+            raise AstroclrError(f"{command}: expected images (N, C, H, W), got shape {x.shape}")
+        if x.shape[1] != len(bands):
+            raise AstroclrError(f"{command}: {model} was trained on {len(bands)} bands "
+                                f"({', '.join(bands)}), got images with {x.shape[1]}")
+        x = self.apply(x)
+        if x.shape[-2:] != (image_size, image_size):
+            raise AstroclrError(f"{command}: after preprocessing (bin {self.bin}) the images are "
+                                f"{x.shape[-2]}x{x.shape[-1]} px, but {model} was trained on "
+                                f"{image_size}x{image_size}")
+        return x
 
 
 def fill_nonfinite(x: np.ndarray) -> np.ndarray:

@@ -21,13 +21,13 @@ import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
 from astropy.table import Table
 
-from astroclr.files import atomic_path, read_json, write_json
+from astroclr.files import read_json, write_fits_rows, write_json
 from astroclr.plugin.specs import AstroclrError
 
 if TYPE_CHECKING:
@@ -232,28 +232,5 @@ def write_embeddings(path: Path, galaxies: "Galaxies", representations: np.ndarr
                                 array=np.asarray(representations[a:b], dtype=np.float32)))
         return fits.BinTableHDU.from_columns(cols)
 
-    first = chunk_hdu(0, min(n, 1))
-    header = first.header.copy()
-    header["NAXIS2"] = n
-    header["BANDS"] = ",".join(galaxies.bands)
-    header["SURVEY"] = galaxies.survey.name
-    row_bytes = int(header["NAXIS1"])
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        fh.write(fits.PrimaryHDU().header.tostring().encode("ascii"))
-        fh.write(header.tostring().encode("ascii"))
-        for a in range(0, n, chunk_rows):
-            b = min(a + chunk_rows, n)
-            fh.write(_raw_rows(chunk_hdu(a, b), b - a, row_bytes))
-        fh.write(b"\0" * (-(n * row_bytes) % 2880))
-    return path
-
-
-def _raw_rows(hdu: Any, rows: int, row_bytes: int) -> bytes:
-    """The FITS bytes of a table HDU's rows, as astropy encodes them (big-endian, padded text)."""
-    import io
-
-    buf = io.BytesIO()
-    hdu.writeto(buf)
-    data = buf.getvalue()
-    start = 2880 + len(hdu.header.tostring())  # after the primary HDU and the table header
-    return data[start:start + rows * row_bytes]
+    return write_fits_rows(path, n, chunk_hdu, {"BANDS": ",".join(galaxies.bands),
+                                                "SURVEY": galaxies.survey.name}, chunk_rows)

@@ -34,22 +34,8 @@ class TrainedModel:
     def embed(self, images: Any) -> np.ndarray:
         from astroclr.evaluate.embed import embed_images
 
-        if hasattr(images, "detach"):
-            images = images.detach().cpu().numpy()
-        x = np.asarray(images, dtype=np.float32)
-        if x.ndim == 3:
-            x = x[None]
-        if x.ndim != 4:
-            raise AstroclrError(f"embed: expected images (N, C, H, W), got shape {x.shape}")
-        if x.shape[1] != len(self.bands):
-            raise AstroclrError(f"embed: the model was trained on {len(self.bands)} bands "
-                                f"({', '.join(self.bands)}), got images with {x.shape[1]}")
-        x = self.preprocessing.apply(x)
-        if x.shape[-2:] != (self.image_size, self.image_size):
-            raise AstroclrError(
-                f"embed: after preprocessing (bin {self.preprocessing.bin}) the images are "
-                f"{x.shape[-2]}x{x.shape[-1]} px, but the model was trained on "
-                f"{self.image_size}x{self.image_size}")
+        x = self.preprocessing.for_model(images, self.bands, self.image_size, "embed",
+                                         "the model")
         return embed_images(self.encoder, x, self.batch_size, self.device)
 
     def finetune(self, out: str | Path, *, dataset: str | None = None, sets: Sequence[str] = (),
