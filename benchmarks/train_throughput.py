@@ -8,6 +8,9 @@ loss with AdamW on batches of the same size, on synthetic 3-band images (``--siz
 - astroclr: ``astroclr.train.trainer.fit`` (Lightning Trainer, batch loader, checkpoints, logging),
   once with ``augment.pipeline = []`` and once with the default pipeline; views/s from the
   steady-state images/s astroclr reports (first steps excluded);
+- in-step share: within each astroclr run, the share of the loop's wall-clock spent between
+  Lightning's batch-start and batch-end hooks (the optimisation step itself); what is left is
+  the framework's own cost per step, measured without drift between runs;
 - interleaved: the bound's step and the same step on the default pipeline's two views,
   alternating step by step in one process, so the augmentation's share of a step is measured
   without the machine's drift between separate runs;
@@ -141,14 +144,27 @@ def interleaved(args, galaxies, pipeline) -> tuple[float, float]:
     return spent["bound"] / args.steps, spent["augmented"] / args.steps
 
 
-def astroclr_fit(args, galaxies, pipeline) -> float:
+def astroclr_fit(args, galaxies, pipeline) -> tuple[float, float | None]:
+    """Views/s astroclr reports, and the share of the training loop's wall-clock spent inside
+    the optimisation steps (batch start to batch end: augmentation, forward, backward, the
+    optimiser), measured in the same run, so the machine's drift cancels out; the rest is the
+    framework's (fetching batches, logging, progress, callbacks). None on an accelerator,
+    where the hooks' clock would need a device synchronisation."""
     from astroclr.train.trainer import fit
 
     cfg = config(args, pipeline)
     model = build_model(cfg, galaxies, with_augment=True)
+    starts: list[float] = []
+    ends: list[float] = []
+    model.on_train_batch_start = lambda batch, batch_idx: starts.append(time.perf_counter())
+    model.on_train_batch_end = lambda outputs, batch, batch_idx: ends.append(time.perf_counter())
     with tempfile.TemporaryDirectory() as tmp:
         summary = fit(model, galaxies, cfg.train, 0, Path(tmp), False, None)
-    return 2 * summary["images_per_second"]
+    s, e = starts[args.warmup:], ends[args.warmup:]
+    inside = None
+    if args.device == "cpu" and len(s) >= 2:
+        inside = sum(b - a for a, b in zip(s[:-1], e[:-1])) / (s[-1] - s[0])
+    return 2 * summary["images_per_second"], inside
 
 
 class LightlyDataset(torch.utils.data.Dataset):
@@ -230,13 +246,17 @@ def main() -> None:
     rounds = []
     for r in range(args.rounds):
         b1 = bound(args, cfg, galaxies)
-        plain = astroclr_fit(args, galaxies, "[]")
-        full = astroclr_fit(args, galaxies, pipeline)
+        plain, plain_inside = astroclr_fit(args, galaxies, "[]")
+        full, full_inside = astroclr_fit(args, galaxies, pipeline)
         b2 = bound(args, cfg, galaxies)
         b = max(b1, b2)
-        rounds.append({"bound": b, "no_augment": plain, "default_pipeline": full})
+        rounds.append({"bound": b, "no_augment": plain, "default_pipeline": full,
+                       "no_augment_in_step": plain_inside, "default_pipeline_in_step": full_inside})
+        inside = (f"; in-step share of the loop {plain_inside:.3f} / {full_inside:.3f}"
+                  if plain_inside is not None and full_inside is not None else "")
         print(f"round {r + 1}: bound {b1:7.1f} / {b2:7.1f} views/s; astroclr, augment.pipeline=[] "
-              f"{plain:7.1f} ({plain / b:.3f}); default pipeline {full:7.1f} ({full / b:.3f})")
+              f"{plain:7.1f} ({plain / b:.3f}); default pipeline {full:7.1f} ({full / b:.3f})"
+              + inside)
     plain_step, aug_step = interleaved(args, galaxies, pipeline)
     print(f"interleaved, {args.steps} steps each: {plain_step:.3f} s/step on the batch itself, "
           f"{aug_step:.3f} s/step with the default pipeline's views: ratio "
