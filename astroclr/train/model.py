@@ -177,18 +177,33 @@ class SelfSupervisedModel(L.LightningModule):
         return int(trainer.world_size) if trainer is not None else 1
 
     def views(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The method's augmented views of a batch, made in order from one generator."""
-        out = []
-        for i, resize in enumerate(self.view_resize):
-            v = x if self.view_pipelines is None else \
-                self.view_pipelines[i](x, self.generator(x.device))
-            if resize != 1.0:
-                side = max(1, round(x.shape[-1] * resize))
-                v = nn.functional.interpolate(v, size=(side, side), mode="bilinear",
-                                              antialias=True, align_corners=False)
-            if self.use_channels_last:
-                v = v.contiguous(memory_format=torch.channels_last)
-            out.append(v)
+        """The method's augmented views of a batch, made in order from one generator.
+
+        Consecutive views made by the same pipeline (SimCLR's two) are augmented as one batch
+        of the copies: every image still draws its own parameters, and one call on 512 images
+        cost ~0.6 of two calls on 256 on a 2-core CPU (a pipeline call has a fixed cost of some
+        hundred small ops, and each op synchronises the threads)."""
+        pipes = self.view_pipelines or [None] * len(self.view_resize)
+        out: list[torch.Tensor] = []
+        i = 0
+        while i < len(pipes):
+            j = i + 1
+            while j < len(pipes) and pipes[j] is pipes[i]:
+                j += 1
+            if pipes[i] is None:
+                made = [x] * (j - i)
+            else:
+                copies = x if j - i == 1 else torch.cat([x] * (j - i))
+                made = list(pipes[i](copies, self.generator(x.device)).split(x.shape[0]))
+            for v, resize in zip(made, self.view_resize[i:j]):
+                if resize != 1.0:
+                    side = max(1, round(x.shape[-1] * resize))
+                    v = nn.functional.interpolate(v, size=(side, side), mode="bilinear",
+                                                  antialias=True, align_corners=False)
+                if self.use_channels_last:
+                    v = v.contiguous(memory_format=torch.channels_last)
+                out.append(v)
+            i = j
         return out
 
     # -- training ----------------------------------------------------------------------------
