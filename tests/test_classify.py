@@ -55,7 +55,7 @@ def classifier(tiny_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("clf") / "clf"
     model = astroclr.load(tiny_run, device="cpu")
     model.finetune(out, labels=40, seed=1, max_steps=6, min_steps=6, eval_every=3,
-                   batch_size=16)
+                   batch_size=16, val_fraction=0.2)
     return out
 
 

@@ -44,7 +44,8 @@ def test_finetune_runs_on_the_probe_and_cnn_splits_with_their_augmentations(tmp_
                       build_backbone=TinyNet(), augment=aug, trained_encoder=trained_encoder)
     res = run_evaluators(registry, ["probe", "finetune", "cnn", "label_efficiency"],
                          {"probe": {"models": ["linear"]},
-                          "finetune": {**FAST, "sizes": [40], "eval_every": 5, "patience": 0},
+                          "finetune": {**FAST, "sizes": [40], "eval_every": 5, "patience": 0,
+                                       "val_fraction": 0.2},
                           "cnn": {**FAST, "sizes": [40]}}, ctx)
     ft, probe, cnn = (res[k].metrics for k in ("finetune", "probe", "cnn"))
     assert ft["sizes"] == cnn["sizes"] == [40]
@@ -54,7 +55,7 @@ def test_finetune_runs_on_the_probe_and_cnn_splits_with_their_augmentations(tmp_
             assert ft["splits"][seed]["train_sha1"]["40"] == other["splits"][seed]["train_sha1"]["40"]
     assert ft["steps"] == [20, 20] == cnn["steps"]  # patience 0: never stops early
     assert aug.calls == 2 * 20 + 2 * 20  # finetune's and cnn's every training step augmented
-    assert ft["augmentations"] == ["flip"] and ft["recipe"]["freeze_bn"] is True
+    assert ft["augmentations"] == ["flip"] and ft["recipe"]["freeze_bn"] is False
     assert all(0.0 <= v <= 1.0 for v in ft["validation_balanced_accuracy"])
     curves = res["label_efficiency"].metrics["curves"]
     assert "SimCLR fine-tuned" in curves and "| SimCLR fine-tuned |" in res["label_efficiency"].markdown

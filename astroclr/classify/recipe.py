@@ -32,14 +32,14 @@ class Recipe:
     max_steps: int = 2000
     batch_size: int = 128
     lr: float = 1e-3
-    encoder_lr: float = 3e-4
-    layer_decay: float = 0.8
+    encoder_lr: float = 1e-3
+    layer_decay: float = 1.0
     weight_decay: float = 1e-4
     warmup_fraction: float = 0.1
-    val_fraction: float = 0.2
+    val_fraction: float = 0.0
     eval_every: int = 20
     patience: int = 6
-    freeze_bn: bool = True
+    freeze_bn: bool = False
     probe_init: bool = True
     augment: str = "run"
 

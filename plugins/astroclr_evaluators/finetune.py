@@ -6,8 +6,9 @@ train it, with a linear head, on the labelled galaxies. It runs on the *same* se
 (``epochs`` passes bounded to ``min_steps``–``max_steps``), batch size and augmentations (the
 run's pipeline), so ``astroclr evaluate RUN -e probe -e finetune -e cnn -e label_efficiency``
 compares pre-trained and random initialisation on equal terms. The recipe (linear probe first,
-layer-wise learning rates, frozen batch-norm statistics, early stopping on a held-out part of
-the N labels) is :class:`astroclr.api.Recipe`'s; see ``astroclr/classify/finetune.py``.
+then every layer at the ``cnn`` learning rate on all N labels; layer-wise rates, frozen
+batch-norm statistics and early stopping are options) is :class:`astroclr.api.Recipe`'s; see
+``astroclr/classify/finetune.py`` for the measurements behind the defaults.
 Slow on a CPU: kept out of the default evaluators, like ``cnn``.
 """
 
@@ -96,7 +97,8 @@ def evaluate(context: "EvalContext", sizes: Sequence[int] = (), **recipe: Any) -
              f"{spec.batch_size}, {spec.epochs} epochs bounded to {spec.min_steps}–"
              f"{spec.max_steps or '∞'} steps as the cnn baseline), "
              + (f"with augmentations ({', '.join(names)})" if names else "without augmentation")
-             + f", early stopping on {spec.val_fraction:.0%} of the N labels held out "
-             f"(every {spec.eval_every} steps, patience {spec.patience}). Wall-clock of all "
-             f"its training: {total:.1f} s on {context.device}.")
+             + (f", early stopping on {spec.val_fraction:.0%} of the N labels held out "
+                f"(every {spec.eval_every} steps, patience {spec.patience})"
+                if spec.val_fraction > 0 else ", on all N labels, no early stopping")
+             + f". Wall-clock of all its training: {total:.1f} s on {context.device}.")
     return EvalResult(metrics=metrics, markdown=markdown_section(metrics, intro))

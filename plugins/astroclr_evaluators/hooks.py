@@ -86,17 +86,17 @@ def astroclr_evaluators() -> Iterator[EvaluatorSpec]:
                 Param("min_steps", int, 200, "at least this many steps (as cnn)", low=0),
                 Param("batch_size", int, 128, "batch size (as cnn)", low=1),
                 Param("lr", float, 1e-3, "AdamW learning rate of the head", low=0.0),
-                Param("encoder_lr", float, 3e-4, "learning rate of the encoder's top block",
+                Param("encoder_lr", float, 1e-3, "learning rate of the encoder's top block",
                       low=0.0),
-                Param("layer_decay", float, 0.8, "learning-rate factor per encoder block "
+                Param("layer_decay", float, 1.0, "learning-rate factor per encoder block "
                       "downwards", low=0.0, high=1.0),
                 Param("weight_decay", float, 1e-4, "AdamW weight decay", low=0.0),
-                Param("val_fraction", float, 0.2, "fraction of the N labels held out for early "
-                      "stopping", low=0.0, high=0.9),
+                Param("val_fraction", float, 0.0, "fraction of the N labels held out for early "
+                      "stopping (0: train on all N, no early stopping)", low=0.0, high=0.9),
                 Param("eval_every", int, 20, "steps between validation checks", low=1),
                 Param("patience", int, 6, "checks without improvement before stopping (0: "
                       "never stop early)", low=0),
-                Param("freeze_bn", bool, True, "keep the encoder's batch-norm statistics"),
+                Param("freeze_bn", bool, False, "keep the encoder's batch-norm statistics"),
                 Param("probe_init", bool, True, "start the head from the linear probe"),
                 Param("augment", str, "run", "augmentations: the run's pipeline (as cnn), "
                       "rotate_flip alone, or none", choices=("run", "rotate_flip", "none"))),
