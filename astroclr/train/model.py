@@ -180,9 +180,10 @@ class SelfSupervisedModel(L.LightningModule):
         """The method's augmented views of a batch, made in order from one generator.
 
         Consecutive views made by the same pipeline (SimCLR's two) are augmented as one batch
-        of the copies: every image still draws its own parameters, and one call on 512 images
-        cost ~0.6 of two calls on 256 on a 2-core CPU (a pipeline call has a fixed cost of some
-        hundred small ops, and each op synchronises the threads)."""
+        of the copies: every image still draws its own parameters, and a pipeline call's fixed
+        cost (some hundred small ops, kernel launches on a GPU) is paid once. On a busy 2-core
+        CPU one call on 512 images took 0.6 of two calls on 256; on an idle one the difference
+        was within the noise of a training step."""
         pipes = self.view_pipelines or [None] * len(self.view_resize)
         out: list[torch.Tensor] = []
         i = 0
