@@ -76,8 +76,8 @@ def astroclr_evaluators() -> Iterator[EvaluatorSpec]:
         **_CLASSIFIER)
     yield EvaluatorSpec(
         "finetune", "the run's trained encoder fine-tuned with a linear head on the same "
-        "labelled galaxies (linear probe first, layer-wise lr, frozen BN statistics, early "
-        "stopping); slow on a CPU", "astroclr_evaluators.finetune:evaluate",
+        "labelled galaxies (linear probe first, then the cnn recipe on all N labels); slow on "
+        "a CPU", "astroclr_evaluators.finetune:evaluate",
         params=(Param("sizes", list, [], "training sizes to run (empty: all of the run's "
                       "train_sizes); capped at the training pool", item_type=int, low=1),
                 Param("epochs", int, 30, "passes over the N labels (as cnn)", low=1),
