@@ -251,23 +251,23 @@ def evaluate_classifiers(
     }
 
 
-
-
 def _fit_all(models: Mapping[str, Model], runs: Sequence[tuple[str, int, Task]],
              on_task: Callable[[str, Task], None] | None):
     """``(output, seconds)`` of every run, in order: fits of models that describe themselves as
     a :class:`~astroclr.evaluate.parallel.FitJob` (``model.job(task)``) on worker processes,
-    any other model in this process."""
-    from astroclr.evaluate.parallel import FitJob, _timed, eval_jobs, run_fits
+    any other model in this process; lazily, one fit's arrays at a time per worker."""
+    from astroclr.evaluate.parallel import FitJob, eval_jobs, run_fits, timed_fit
 
     notify = on_task or (lambda name, task: None)
-    if eval_jobs() > 1 and all(callable(getattr(m, "job", None)) for m in models.values()):
-        jobs = []
+
+    def jobs():
         for model_name, _, task in runs:
             notify(model_name, task)
-            jobs.append(models[model_name].job(task))
-        yield from run_fits(jobs)
+            yield models[model_name].job(task)
+
+    if eval_jobs() > 1 and all(callable(getattr(m, "job", None)) for m in models.values()):
+        yield from run_fits(jobs(), len(runs))
         return
-    for model_name, _, task in runs:  # lazily: each model runs as its result is read
+    for model_name, _, task in runs:
         notify(model_name, task)
-        yield _timed(FitJob(models[model_name], (task,)))
+        yield timed_fit(FitJob(models[model_name], (task,)))

@@ -17,7 +17,7 @@ import contextlib
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Iterator
 
 from astroclr.plugin.specs import AstroclrError
 
@@ -66,19 +66,25 @@ class FitJob:
     args: tuple
 
 
-def _timed(job: FitJob) -> tuple[Any, float]:
+def timed_fit(job: FitJob) -> tuple[Any, float]:
+    """``(output, seconds)`` of one job, with BLAS limited as :func:`blas_threads` says."""
     start = time.perf_counter()
     with blas_threads():
         out = job.fn(*job.args)
     return out, time.perf_counter() - start
 
 
-def run_fits(jobs: Sequence[FitJob], n_jobs: int | None = None) -> list[tuple[Any, float]]:
-    """``(output, seconds)`` of every job, in order, on up to ``n_jobs`` worker processes."""
-    n = min(eval_jobs() if n_jobs is None else n_jobs, len(jobs))
+def run_fits(jobs: Iterable[FitJob], count: int, n_jobs: int | None = None
+             ) -> Iterator[tuple[Any, float]]:
+    """``(output, seconds)`` of each of the ``count`` jobs, in order, on up to ``n_jobs``
+    worker processes. ``jobs`` is consumed lazily (a few ahead of the workers), so the arrays
+    of all fits never exist at once."""
+    n = min(eval_jobs() if n_jobs is None else n_jobs, count)
     if n <= 1:
-        return [_timed(job) for job in jobs]
+        yield from (timed_fit(job) for job in jobs)
+        return
     from joblib import Parallel, delayed
 
     # loky workers persist between calls, so their start-up (~1 s) is paid once per process
-    return Parallel(n_jobs=n, backend="loky")(delayed(_timed)(job) for job in jobs)
+    yield from Parallel(n_jobs=n, backend="loky", return_as="generator")(
+        delayed(timed_fit)(job) for job in jobs)
