@@ -170,6 +170,17 @@ def test_cutout_median_fill_is_the_sky_level(registry, survey):
     assert torch.equal(out[changed], sky.expand_as(x)[changed])
 
 
+def test_cutout_median_fill_keeps_a_bfloat16_batch(registry, survey):
+    g = torch.Generator().manual_seed(1)
+    x = 1.0 + torch.rand(8, 3, SIZE, SIZE, generator=g)
+    border = torch.ones(SIZE, SIZE, dtype=torch.bool)
+    border[1:-1, 1:-1] = False
+    x = torch.where(border, torch.tensor(0.25), x).to(torch.bfloat16)
+    out = make(registry, survey, "cutout", size=[0.3, 0.3])(x, g)
+    assert out.dtype == torch.bfloat16
+    assert (out[out != x] == 0.25).all()
+
+
 # -- validation -----------------------------------------------------------------------------
 @pytest.mark.parametrize("name, given, param", [
     ("crop_resize", {"scale": [0.9, 0.6]}, "augment.crop_resize.scale"),

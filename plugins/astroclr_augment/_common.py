@@ -114,7 +114,8 @@ def sky_level(x: "torch.Tensor") -> "torch.Tensor":
     # four slices: cheaper than a boolean mask over the frame (an index of every pixel)
     border = torch.cat([x[:, :, 0, :], x[:, :, -1, :], x[:, :, 1:-1, 0], x[:, :, 1:-1, -1]],
                        dim=2)                                                  # (B, C, n_ring)
-    if border.device.type == "cpu" and not border.requires_grad:
+    if (border.device.type == "cpu" and border.dtype in (torch.float32, torch.float64)
+            and not border.requires_grad):
         import numpy as np
 
         # the same lower median as torch's, by a partial sort: numpy's partition took 0.18 ms
