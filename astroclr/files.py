@@ -144,7 +144,7 @@ def _probe(folder: Path) -> tuple[int, str]:
 
 
 def write_fits_rows(path: str | Path, n: int, chunk_hdu: Callable[[int, int], Any],
-                    meta: Mapping[str, str] | None = None, chunk_rows: int = 65536) -> Path:
+                    meta: Mapping[str, str] | None, chunk_rows: int) -> Path:
     """Write an ``n``-row FITS table atomically, one chunk of rows at a time.
 
     ``chunk_hdu(a, b)`` returns rows ``a:b`` as an astropy ``BinTableHDU`` with the same columns
