@@ -108,10 +108,11 @@ _HOMES = {
     "atomic_write": "astroclr.files",
     # classifiers (fine-tuning the trained encoder)
     "Recipe": "astroclr.classify.recipe",
+    "AUGMENTS": "astroclr.classify.recipe",
     "train_classifier": "astroclr.classify.finetune",
-    "holdout": "astroclr.classify.recipe",
-    "select_augment": "astroclr.classify.recipe",
-    "forward_all": "astroclr.classify.recipe",
+    "holdout": "astroclr.classify.parts",
+    "select_augment": "astroclr.classify.parts",
+    "forward_all": "astroclr.classify.parts",
     "classifier_net": "astroclr.classify.classifier",
 }
 

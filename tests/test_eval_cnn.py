@@ -105,11 +105,12 @@ def test_cnn_is_deterministic_per_seed(tmp_path, registry):
 
 
 def test_steps_rule():
-    from astroclr_evaluators.cnn import n_steps
+    """cnn and finetune share the recipe's rule: epochs passes, bounded by min and max steps."""
+    from astroclr.classify.recipe import Recipe
 
-    assert n_steps(1000, 100, 3, 0, 0) == 30
-    assert n_steps(50, 100, 3, 200, 0) == 200
-    assert n_steps(10000, 100, 30, 200, 2000) == 2000
+    assert Recipe(batch_size=100, epochs=3, min_steps=0, max_steps=0).steps(1000) == 30
+    assert Recipe(batch_size=100, epochs=3, min_steps=200, max_steps=0).steps(50) == 200
+    assert Recipe(batch_size=100, epochs=30, min_steps=200, max_steps=2000).steps(10000) == 2000
 
 
 def test_cnn_needs_a_backbone(tmp_path, registry):

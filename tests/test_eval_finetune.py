@@ -9,7 +9,7 @@ import pytest
 from test_eval_cnn import SpyAugment, TinyNet
 from test_eval_probe import informative, make_galaxies
 
-from astroclr.classify.recipe import holdout, probe_head, stratified_subset
+from astroclr.classify.parts import holdout, probe_head, stratified_subset
 from astroclr.evaluate.context import EvalContext, run_evaluators
 from astroclr.plugin.specs import AstroclrError
 

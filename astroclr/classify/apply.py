@@ -222,13 +222,8 @@ def finetune_run(run_dir: str | Path, out: str | Path, dataset: str | None = Non
         write_classifier,
     )
     from astroclr.classify.finetune import train_classifier
-    from astroclr.classify.recipe import (
-        Recipe,
-        fresh_copy,
-        holdout,
-        select_augment,
-        stratified_subset,
-    )
+    from astroclr.classify.parts import fresh_copy, holdout, select_augment, stratified_subset
+    from astroclr.classify.recipe import Recipe
     from astroclr.data.augment import pipeline_from_config
     from astroclr.session.rundir import open_run
     from astroclr.session.trained import load

@@ -41,13 +41,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from astroclr.classify.recipe import (
-    Recipe,
-    class_weights,
-    forward_all,
-    probe_head,
-    set_head,
-)
+from astroclr.classify.parts import class_weights, forward_all, probe_head, set_head
+from astroclr.classify.recipe import Recipe
 from astroclr.train.devices import quiet_lightning
 from astroclr.train.model import warmup_cosine
 

@@ -9,24 +9,19 @@ not in the default evaluator list and ``sizes`` can limit which N are run.
 
 from __future__ import annotations
 
-import math
 import time
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from astroclr.api import AstroclrError, Task, checked_labels, evaluate_classifiers
+from astroclr.api import AstroclrError, Recipe, Task, checked_labels, evaluate_classifiers
 from astroclr_evaluators.common import markdown_section
 
 if TYPE_CHECKING:
     from astroclr.api import EvalContext, EvalResult
 
 
-def n_steps(n_train: int, batch_size: int, epochs: int, min_steps: int, max_steps: int) -> int:
-    """Optimiser steps for N galaxies: ``epochs`` passes, at least ``min_steps`` (small N would
-    otherwise barely train), at most ``max_steps`` (0: no cap) to bound the cost."""
-    steps = max(math.ceil(n_train / batch_size) * epochs, min_steps)
-    return min(steps, max_steps) if max_steps > 0 else steps
+_RECIPE = Recipe()
 
 
 def train_and_predict(context: "EvalContext", task: Task, *, epochs: int, max_steps: int,
@@ -42,7 +37,10 @@ def train_and_predict(context: "EvalContext", task: Task, *, epochs: int, max_st
     features = int(getattr(backbone, "num_features"))
     model = nn.Sequential(backbone, nn.Linear(features, len(task.classes))).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    steps = n_steps(len(task.train_idx), batch_size, epochs, min_steps, max_steps)
+    # the fine-tuning recipe's rule: epochs passes, at least min_steps (small N would otherwise
+    # barely train), at most max_steps to bound the cost
+    steps = Recipe(epochs=epochs, min_steps=min_steps, max_steps=max_steps,
+                   batch_size=batch_size).steps(len(task.train_idx))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps,
                                                 pct_start=0.1)
     gen = torch.Generator(device=device.type).manual_seed(task.seed)
@@ -89,10 +87,10 @@ def train_and_predict(context: "EvalContext", task: Task, *, epochs: int, max_st
     return np.concatenate(out)
 
 
-def evaluate(context: "EvalContext", sizes: Sequence[int] = (), epochs: int = 30,
-             max_steps: int = 2000, min_steps: int = 200, lr: float = 1e-3,
-             weight_decay: float = 1e-4, batch_size: int = 128,
-             augment: bool = True) -> "EvalResult":
+def evaluate(context: "EvalContext", sizes: Sequence[int] = (), epochs: int = _RECIPE.epochs,
+             max_steps: int = _RECIPE.max_steps, min_steps: int = _RECIPE.min_steps,
+             lr: float = _RECIPE.lr, weight_decay: float = _RECIPE.weight_decay,
+             batch_size: int = _RECIPE.batch_size, augment: bool = True) -> "EvalResult":
     from astroclr.api import EvalResult
 
     if context.build_backbone is None:

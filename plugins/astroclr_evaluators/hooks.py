@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from astroclr.api import EvaluatorSpec, Param, hookimpl
+from astroclr.api import AUGMENTS, EvaluatorSpec, Param, Recipe, hookimpl
 
 _MODELS = Param("models", list, ["linear", "mlp"], "probe models: linear (logistic) and/or mlp",
                 item_type=str, choices=("linear", "mlp"))
@@ -21,6 +21,18 @@ _HIDDEN = Param("hidden", list, [256], "hidden layer widths of the MLP probe", i
 _MAX_ITER = Param("max_iter", int, 200, "maximum epochs of the MLP probe", low=1)
 #: classifier evaluators: integer labels in run.label_column, on the label-efficiency curve
 _CLASSIFIER = {"provides": "classifier", "target": "class"}
+# cnn and finetune share the recipe's defaults (one owner: Recipe) so that, by default, the
+# pre-trained and the randomly initialised network train for the same steps on the same batches.
+_RECIPE = Recipe()
+_SIZES = Param("sizes", list, [], "training sizes to run (empty: all of the run's train_sizes); "
+               "capped at the training pool", item_type=int, low=1)
+_STEPS = (Param("epochs", int, _RECIPE.epochs, "passes over the N labelled galaxies", low=1),
+          Param("max_steps", int, _RECIPE.max_steps, "at most this many optimiser steps per "
+                "model (0: no limit)", low=0),
+          Param("min_steps", int, _RECIPE.min_steps, "at least this many steps (small N: more "
+                "epochs)", low=0))
+_BATCH_SIZE = Param("batch_size", int, _RECIPE.batch_size, "batch size", low=1)
+_WEIGHT_DECAY = Param("weight_decay", float, _RECIPE.weight_decay, "AdamW weight decay", low=0.0)
 
 
 @hookimpl
@@ -62,44 +74,35 @@ def astroclr_evaluators() -> Iterator[EvaluatorSpec]:
     yield EvaluatorSpec(
         "cnn", "baseline: the same backbone trained from scratch, supervised, on the same "
         "labelled galaxies (slow on a CPU)", "astroclr_evaluators.cnn:evaluate",
-        params=(Param("sizes", list, [], "training sizes to run (empty: all of the run's "
-                      "train_sizes); capped at the training pool", item_type=int, low=1),
-                Param("epochs", int, 30, "passes over the N training galaxies", low=1),
-                Param("max_steps", int, 2000, "at most this many optimiser steps per model "
-                      "(0: no limit)", low=0),
-                Param("min_steps", int, 200, "at least this many steps (small N: more epochs)",
-                      low=0),
-                Param("lr", float, 1e-3, "AdamW learning rate", low=0.0),
-                Param("weight_decay", float, 1e-4, "AdamW weight decay", low=0.0),
-                Param("batch_size", int, 128, "batch size", low=1),
+        params=(_SIZES, *_STEPS,
+                Param("lr", float, _RECIPE.lr, "AdamW learning rate", low=0.0),
+                _WEIGHT_DECAY, _BATCH_SIZE,
                 Param("augment", bool, True, "apply the run's augmentations to training batches")),
         **_CLASSIFIER)
     yield EvaluatorSpec(
         "finetune", "the run's trained encoder fine-tuned with a linear head on the same "
         "labelled galaxies (linear probe first, then the cnn recipe on all N labels); slow on "
         "a CPU", "astroclr_evaluators.finetune:evaluate",
-        params=(Param("sizes", list, [], "training sizes to run (empty: all of the run's "
-                      "train_sizes); capped at the training pool", item_type=int, low=1),
-                Param("epochs", int, 30, "passes over the N labels (as cnn)", low=1),
-                Param("max_steps", int, 2000, "at most this many optimiser steps (as cnn; 0: no "
-                      "limit)", low=0),
-                Param("min_steps", int, 200, "at least this many steps (as cnn)", low=0),
-                Param("batch_size", int, 128, "batch size (as cnn)", low=1),
-                Param("lr", float, 1e-3, "AdamW learning rate of the head", low=0.0),
-                Param("encoder_lr", float, 1e-3, "learning rate of the encoder's top block",
-                      low=0.0),
-                Param("layer_decay", float, 1.0, "learning-rate factor per encoder block "
-                      "downwards", low=0.0, high=1.0),
-                Param("weight_decay", float, 1e-4, "AdamW weight decay", low=0.0),
-                Param("val_fraction", float, 0.0, "fraction of the N labels held out for early "
-                      "stopping (0: train on all N, no early stopping)", low=0.0, high=0.9),
-                Param("eval_every", int, 20, "steps between validation checks", low=1),
-                Param("patience", int, 6, "checks without improvement before stopping (0: "
-                      "never stop early)", low=0),
-                Param("freeze_bn", bool, False, "keep the encoder's batch-norm statistics"),
-                Param("probe_init", bool, True, "start the head from the linear probe"),
-                Param("augment", str, "run", "augmentations: the run's pipeline (as cnn), "
-                      "rotate_flip alone, or none", choices=("run", "rotate_flip", "none"))),
+        params=(_SIZES, *_STEPS, _BATCH_SIZE,
+                Param("lr", float, _RECIPE.lr, "AdamW learning rate of the head", low=0.0),
+                Param("encoder_lr", float, _RECIPE.encoder_lr, "learning rate of the encoder's "
+                      "top block", low=0.0),
+                Param("layer_decay", float, _RECIPE.layer_decay, "learning-rate factor per "
+                      "encoder block downwards", low=0.0, high=1.0),
+                _WEIGHT_DECAY,
+                Param("val_fraction", float, _RECIPE.val_fraction, "fraction of the N labels "
+                      "held out for early stopping (0: train on all N, no early stopping)",
+                      low=0.0, high=0.9),
+                Param("eval_every", int, _RECIPE.eval_every, "steps between validation checks",
+                      low=1),
+                Param("patience", int, _RECIPE.patience, "checks without improvement before "
+                      "stopping (0: never stop early)", low=0),
+                Param("freeze_bn", bool, _RECIPE.freeze_bn, "keep the encoder's batch-norm "
+                      "statistics"),
+                Param("probe_init", bool, _RECIPE.probe_init, "start the head from the linear "
+                      "probe"),
+                Param("augment", str, _RECIPE.augment, "augmentations: the run's pipeline (as "
+                      "cnn), rotate_flip alone, or none", choices=AUGMENTS)),
         **_CLASSIFIER)
     yield EvaluatorSpec(
         "umap", "2-D UMAP of the representations coloured by label and catalogue columns",
