@@ -7,7 +7,15 @@ from typing import List, Optional
 
 import typer
 
-from astroclr.cli.common import app, friendly
+from astroclr.cli.common import (
+    AcceleratorOpt,
+    DevicesOpt,
+    NodesOpt,
+    QuietOpt,
+    StrategyOpt,
+    app,
+    friendly,
+)
 
 _DatasetOpt = typer.Option(None, "--dataset", "-d",
                            help="Dataset plugin (default: the run's; its [dataset] table is the "
@@ -15,7 +23,6 @@ _DatasetOpt = typer.Option(None, "--dataset", "-d",
 _Sets = typer.Option(None, "--set", "-s", metavar="KEY=VALUE",
                      help="Set a dataset.* or train.* key, e.g. --set dataset.input=prepared "
                           "(repeatable).")
-_Quiet = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 
 
 def _devices(accelerator: Optional[str], devices: Optional[str], strategy: Optional[str],
@@ -24,10 +31,6 @@ def _devices(accelerator: Optional[str], devices: Optional[str], strategy: Optio
             "num_nodes": num_nodes}
 
 
-_Accelerator = typer.Option(None, help="Lightning accelerator: auto, cpu, gpu.")
-_Devices = typer.Option(None, help="Lightning devices: a count, '0,1', or auto.")
-_Strategy = typer.Option(None, help="Lightning strategy: auto, ddp, ...")
-_Nodes = typer.Option(None, "--num-nodes", help="Nodes for distributed inference.")
 
 
 @app.command("embed")
@@ -38,11 +41,11 @@ def embed_cmd(
                              "(needs pyarrow)."),
     dataset: Optional[str] = _DatasetOpt,
     sets: Optional[List[str]] = _Sets,
-    accelerator: Optional[str] = _Accelerator,
-    devices: Optional[str] = _Devices,
-    strategy: Optional[str] = _Strategy,
-    num_nodes: Optional[int] = _Nodes,
-    quiet: bool = _Quiet,
+    accelerator: Optional[str] = AcceleratorOpt,
+    devices: Optional[str] = DevicesOpt,
+    strategy: Optional[str] = StrategyOpt,
+    num_nodes: Optional[int] = NodesOpt,
+    quiet: bool = QuietOpt,
 ) -> None:
     """Embed any dataset with a run's encoder: id, catalogue columns, representation."""
     from astroclr.classify.apply import embed_dataset
@@ -76,7 +79,7 @@ def finetune_cmd(
     augment: str = typer.Option("run", help="Augmentations while fine-tuning: run (the run's "
                                 "pipeline), rotate_flip, or none."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a classifier in --out."),
-    quiet: bool = _Quiet,
+    quiet: bool = QuietOpt,
 ) -> None:
     """Train a classifier from labelled galaxies on a run's encoder; writes a classifier directory."""
     from astroclr.classify.apply import finetune_run
@@ -98,11 +101,11 @@ def predict_cmd(
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d",
                                           help="Dataset plugin (default: the classifier's)."),
     sets: Optional[List[str]] = _Sets,
-    accelerator: Optional[str] = _Accelerator,
-    devices: Optional[str] = _Devices,
-    strategy: Optional[str] = _Strategy,
-    num_nodes: Optional[int] = _Nodes,
-    quiet: bool = _Quiet,
+    accelerator: Optional[str] = AcceleratorOpt,
+    devices: Optional[str] = DevicesOpt,
+    strategy: Optional[str] = StrategyOpt,
+    num_nodes: Optional[int] = NodesOpt,
+    quiet: bool = QuietOpt,
 ) -> None:
     """Classify every galaxy of a dataset: id, pred_label, pred_class, prob_<class>, catalogue."""
     from astroclr.classify.apply import predict_dataset

@@ -20,6 +20,12 @@ SetOpt = typer.Option(None, "--set", "-s", metavar="KEY=VALUE",
 ConfigOpt = typer.Option(None, "--config", "-c", help="A TOML config file.", exists=False)
 PresetOpt = typer.Option(None, "--preset", "-p", help="A shipped configuration: default, long, gpu "
                          "(see astroclr config --presets).")
+QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+# Lightning's devices, for the commands that train or infer (run, embed, predict)
+AcceleratorOpt = typer.Option(None, help="Lightning accelerator: auto, cpu, gpu.")
+DevicesOpt = typer.Option(None, help="Lightning devices: a count, '0,1', or auto.")
+StrategyOpt = typer.Option(None, help="Lightning strategy: auto, ddp, ...")
+NodesOpt = typer.Option(None, "--num-nodes", help="Nodes of a distributed job.")
 
 
 def err(message: str) -> None:

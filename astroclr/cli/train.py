@@ -7,7 +7,18 @@ from typing import List, Optional
 
 import typer
 
-from astroclr.cli.common import ConfigOpt, PresetOpt, SetOpt, app, friendly
+from astroclr.cli.common import (
+    AcceleratorOpt,
+    ConfigOpt,
+    DevicesOpt,
+    NodesOpt,
+    PresetOpt,
+    QuietOpt,
+    SetOpt,
+    StrategyOpt,
+    app,
+    friendly,
+)
 
 
 @app.command("run")
@@ -31,18 +42,17 @@ def run_cmd(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per batch."),
     seed: Optional[int] = typer.Option(None,
                                        help="Seed for weights, data order, augmentations, splits."),
-    accelerator: Optional[str] = typer.Option(None, help="Lightning accelerator: auto, cpu, gpu."),
-    devices: Optional[str] = typer.Option(None, help="Lightning devices: a count, '0,1', or auto."),
-    strategy: Optional[str] = typer.Option(None, help="Lightning strategy: auto, ddp, ..."),
-    num_nodes: Optional[int] = typer.Option(None, "--num-nodes",
-                                            help="Nodes for distributed training."),
+    accelerator: Optional[str] = AcceleratorOpt,
+    devices: Optional[str] = DevicesOpt,
+    strategy: Optional[str] = StrategyOpt,
+    num_nodes: Optional[int] = NodesOpt,
     evaluators: Optional[str] = typer.Option(None,
                                              help="Comma-separated evaluators to run after training."),
     sets: Optional[List[str]] = SetOpt,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
     resume: Optional[Path] = typer.Option(None, "--resume",
                                           help="Continue an interrupted run directory."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    quiet: bool = QuietOpt,
 ) -> None:
     """Train a self-supervised method (SimCLR by default), embed every galaxy, evaluate, and
     write a report."""
@@ -66,7 +76,7 @@ def evaluate_cmd(
     evaluator: Optional[List[str]] = typer.Option(None, "--evaluator", "-e",
                                                   help="Evaluator to run (repeatable; default: the run's)."),
     sets: Optional[List[str]] = SetOpt,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    quiet: bool = QuietOpt,
 ) -> None:
     """Re-run evaluators on an existing run, without retraining."""
     from astroclr.session.runner import evaluate_run
@@ -106,7 +116,7 @@ def prepare_cmd(
     config: Optional[Path] = ConfigOpt,
     sets: Optional[List[str]] = SetOpt,
     workers: Optional[int] = typer.Option(None, help="Parallel workers (default: all cores)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = QuietOpt,
 ) -> None:
     """Preprocess a dataset once into a memory-mapped prepared dataset (resumable)."""
     import astroclr.config as cfgmod
