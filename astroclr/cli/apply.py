@@ -31,8 +31,6 @@ def _devices(accelerator: Optional[str], devices: Optional[str], strategy: Optio
             "num_nodes": num_nodes}
 
 
-
-
 @app.command("embed")
 @friendly
 def embed_cmd(
