@@ -109,6 +109,13 @@ _HOMES = {
     # classifiers (fine-tuning the trained encoder)
     "Recipe": "astroclr.classify.recipe",
     "AUGMENTS": "astroclr.classify.recipe",
+    "INITS": "astroclr.classify.recipe",
+    "AnomalyScorer": "astroclr.evaluate.anomaly",
+    "ANOMALY_COMPONENTS": "astroclr.evaluate.anomaly_defaults",
+    "DEFAULT_ANOMALY_COMPONENTS": "astroclr.evaluate.anomaly_defaults",
+    "UNLABELLED": "astroclr.classify.recipe",
+    "unlabelled_rows": "astroclr.classify.semisup",
+    "scratch_encoder": "astroclr.classify.parts",
     "train_classifier": "astroclr.classify.finetune",
     "holdout": "astroclr.classify.parts",
     "select_augment": "astroclr.classify.parts",

@@ -54,11 +54,13 @@ def test_finetune_runs_on_the_probe_and_cnn_splits_with_their_augmentations(tmp_
             assert ft["splits"][seed]["test_sha1"] == other["splits"][seed]["test_sha1"]
             assert ft["splits"][seed]["train_sha1"]["40"] == other["splits"][seed]["train_sha1"]["40"]
     assert ft["steps"] == [20, 20] == cnn["steps"]  # patience 0: never stops early
-    assert aug.calls == 2 * 20 + 2 * 20  # finetune's and cnn's every training step augmented
+    # every training step of both augmented; FixMatch also augments its unlabelled batch
+    assert aug.calls == 2 * 20 * 2 + 2 * 20
     assert ft["augmentations"] == ["flip"] and ft["recipe"]["freeze_bn"] is False
     assert all(0.0 <= v <= 1.0 for v in ft["validation_balanced_accuracy"])
     curves = res["label_efficiency"].metrics["curves"]
-    assert "SimCLR fine-tuned" in curves and "| SimCLR fine-tuned |" in res["label_efficiency"].markdown
+    assert "fine-tuned + FixMatch" in curves
+    assert "| fine-tuned + FixMatch |" in res["label_efficiency"].markdown
 
 
 def test_finetune_needs_the_runs_encoder(tmp_path, registry):

@@ -124,13 +124,47 @@ def embed_dataset(run_dir: str | Path, out: str | Path, dataset: str | None = No
                  progress=progress)
     if reps is None:
         return None
-    columns = [("id", galaxies.catalog["id"]), *_catalog(galaxies, ("id", "representation")),
-               ("representation", reps)]
-    write_table(out, len(galaxies), columns, {"BANDS": ",".join(galaxies.bands),
-                                              "SURVEY": galaxies.survey.name,
-                                              "RUN": str(Path(run_dir).resolve())})
+    meta = {"BANDS": ",".join(galaxies.bands), "SURVEY": galaxies.survey.name,
+            "RUN": str(Path(run_dir).resolve())}
+    anomaly = anomaly_against_run(existing.rundir, reps, galaxies.images, meta, progress)
+    columns = [("id", galaxies.catalog["id"]),
+               *_catalog(galaxies, ("id", "representation", "anomaly_score")),
+               ("representation", reps), *([("anomaly_score", anomaly)] if anomaly is not None
+                                           else [])]
+    write_table(out, len(galaxies), columns, meta)
     remove_work(work)
     return out
+
+
+#: a catalogue with more of its galaxies above the run's 99th percentile of anomaly score than
+#: this is reported as unlike the run's galaxies (1% are there by construction; 5x that is
+#: far outside the sampling noise of a few hundred galaxies, and a blurred or noisier copy of
+#: the run's own survey passes it, docs/models.md)
+OOD_WARN = 0.05
+
+
+def anomaly_against_run(rundir: Any, representations: np.ndarray, images: np.ndarray,
+                        meta: dict[str, Any], verbose: bool = True) -> np.ndarray | None:
+    """Score galaxies with the run's stored anomaly scorer (None for a run without one) and
+    record in ``meta`` the fraction above the run's own 99th percentile (``OOD_FRAC``),
+    printed in one line (the warning above :data:`OOD_WARN` even when not ``verbose``)."""
+    from astroclr.evaluate.anomaly import AnomalyScorer
+    from astroclr.progress import console
+
+    if not rundir.anomaly.is_file():
+        return None
+    scorer = AnomalyScorer.load(rundir.anomaly)
+    score = scorer.score(representations, images)["score"]
+    frac = float(np.mean(score > scorer.percentile(99.0))) if len(score) else 0.0
+    meta["OOD_FRAC"] = round(frac, 6)
+    note = (f"warning: {frac:.1%} of these galaxies score above the run's 99th percentile of "
+            f"anomaly (1% expected): they may not look like the galaxies the run was trained "
+            f"on" if frac > OOD_WARN else
+            f"anomaly: {frac:.1%} of these galaxies above the run's 99th percentile (1% "
+            f"expected)")
+    if verbose or frac > OOD_WARN:
+        console.print(note, highlight=False)
+    return score
 
 
 def _registry() -> Any:
@@ -222,9 +256,17 @@ def finetune_run(run_dir: str | Path, out: str | Path, dataset: str | None = Non
         write_classifier,
     )
     from astroclr.classify.finetune import train_classifier
-    from astroclr.classify.parts import fresh_copy, holdout, select_augment, stratified_subset
+    from astroclr.classify.parts import (
+        fresh_copy,
+        holdout,
+        scratch_encoder,
+        select_augment,
+        stratified_subset,
+    )
     from astroclr.classify.recipe import Recipe
+    from astroclr.classify.semisup import unlabelled_rows
     from astroclr.data.augment import pipeline_from_config
+    from astroclr.session.build import build_backbone
     from astroclr.session.rundir import open_run
     from astroclr.session.trained import load
 
@@ -269,10 +311,19 @@ def finetune_run(run_dir: str | Path, out: str | Path, dataset: str | None = Non
     augment = select_augment(spec.augment, pipeline, galaxies.survey)
     device = device or base.train.device
     torch.manual_seed(seed)
-    net = classifier_net(fresh_copy(model.encoder), len(classes))
+    if spec.init == "scratch":
+        encoder = scratch_encoder(build_backbone(registry, base, len(state["bands"]),
+                                                 state["image_size"]),
+                                  base.train.representation_dim)
+    else:
+        encoder = fresh_copy(model.encoder)
+    net = classifier_net(encoder, len(classes))
+    # every galaxy but the chosen labelled ones (labelled or not: their labels are not read)
+    unlabelled = unlabelled_rows(len(galaxies), chosen) if spec.semi_supervised else None
     log = train_classifier(net, galaxies.images, train_rows, y_of(train_rows), val_rows,
                            y_of(val_rows), len(classes), spec, augment=augment, seed=seed,
-                           device=device, n_labels=n, progress=progress)
+                           device=device, n_labels=n, progress=progress,
+                           unlabelled_rows=unlabelled, survey=galaxies.survey)
     names = class_names_of(classes, galaxies.label_names if column == "label" else None)
     info = ClassifierInfo(
         classes=[int(c) for c in classes], class_names=names, bands=list(state["bands"]),

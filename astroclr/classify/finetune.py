@@ -43,6 +43,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from astroclr.classify.parts import class_weights, forward_all, probe_head, set_head
 from astroclr.classify.recipe import Recipe
+from astroclr.classify.semisup import UnlabelledStream, UnlabelledTerm, weak_pipeline
 from astroclr.train.devices import quiet_lightning
 from astroclr.train.model import warmup_cosine
 
@@ -103,9 +104,11 @@ class FineTuner(L.LightningModule):
     """Encoder + head trained end to end with layer-wise learning rates and frozen BN stats."""
 
     def __init__(self, net: nn.Module, recipe: Recipe, class_weight: torch.Tensor,
-                 augment: "Pipeline | None", seed: int, total_steps: int) -> None:
+                 augment: "Pipeline | None", seed: int, total_steps: int,
+                 unlabelled: "UnlabelledTerm | None" = None) -> None:
         super().__init__()
         self.net = net
+        self.unlabelled = unlabelled
         self.recipe = recipe
         self.register_buffer("class_weight", class_weight)
         self.augment = augment
@@ -126,11 +129,14 @@ class FineTuner(L.LightningModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x, y = batch
+        if self._gen is None or self._gen.device != x.device:
+            self._gen = torch.Generator(device=x.device).manual_seed(self.seed)
         if self.augment is not None:
-            if self._gen is None or self._gen.device != x.device:
-                self._gen = torch.Generator(device=x.device).manual_seed(self.seed)
             x = self.augment(x, self._gen)
-        loss = nn.functional.cross_entropy(self(x), y, weight=self.class_weight)
+        if self.unlabelled is not None:
+            loss = self.unlabelled.loss(self.net, x, y, self._gen)
+        else:
+            loss = nn.functional.cross_entropy(self(x), y, weight=self.class_weight)
         self.last_loss = float(loss.detach())
         return loss
 
@@ -140,6 +146,8 @@ class FineTuner(L.LightningModule):
         groups = [{"params": p, "lr": r.encoder_lr * r.layer_decay ** (len(blocks) - 1 - i)}
                   for i, p in enumerate(blocks) if p]
         groups.append({"params": list(self.net[-1].parameters()), "lr": r.lr})
+        if self.unlabelled is not None and self.unlabelled.head is not None:
+            groups.append({"params": list(self.unlabelled.head.parameters()), "lr": r.lr})
         opt = torch.optim.AdamW(groups, weight_decay=r.weight_decay)
         warmup = int(r.warmup_fraction * self.total_steps)
         sched = torch.optim.lr_scheduler.LambdaLR(
@@ -213,12 +221,15 @@ def train_classifier(net: nn.Module, images: np.ndarray, train_rows: np.ndarray,
                      y_train: np.ndarray, val_rows: np.ndarray, y_val: np.ndarray,
                      n_classes: int, recipe: Recipe, *, augment: "Pipeline | None" = None,
                      seed: int = 0, device: str = "cpu", n_labels: int | None = None,
-                     progress: bool = False) -> dict[str, Any]:
+                     progress: bool = False, unlabelled_rows: np.ndarray | None = None,
+                     survey: Any = None) -> dict[str, Any]:
     """Train ``net`` (an encoder + linear head, see :func:`classifier_net`) on the labelled
     rows; returns a log (steps, seconds, validation history and best scores).
 
     ``y_*`` hold class indices 0..K-1; ``n_labels`` (default: train + validation) sets the
     number of steps. In ``probe`` mode only the head is fitted (to the frozen representation).
+    With a semi-supervised recipe, ``unlabelled_rows`` (galaxies whose labels are never read)
+    take part as :mod:`astroclr.classify.semisup` describes; ``survey`` builds its weak view.
     """
     dev = torch.device(device)
     net.to(dev)
@@ -226,7 +237,7 @@ def train_classifier(net: nn.Module, images: np.ndarray, train_rows: np.ndarray,
     start = time.perf_counter()
     log: dict[str, Any] = {"mode": recipe.mode, "n_train": int(len(train_rows)),
                            "n_val": int(len(val_rows))}
-    if recipe.mode == "probe" or recipe.probe_init:
+    if recipe.mode == "probe" or (recipe.probe_init and recipe.init == "pretrained"):
         feats = forward_all(net[0], images, train_rows, dev)
         W, b = probe_head(feats, y_train, n_classes)
         set_head(net, W, b)
@@ -242,8 +253,17 @@ def train_classifier(net: nn.Module, images: np.ndarray, train_rows: np.ndarray,
         steps = recipe.steps(n)
         stopper = EarlyStopping(images, val_rows, y_val, weight, recipe.eval_every,
                                 recipe.patience) if len(val_rows) else None
+        term = None
+        if recipe.semi_supervised and unlabelled_rows is not None and len(unlabelled_rows):
+            term = UnlabelledTerm(recipe, UnlabelledStream(images, unlabelled_rows,
+                                                           recipe.unlabelled_batch, seed),
+                                  weak_pipeline(survey) if survey is not None else None,
+                                  augment, torch.as_tensor(weight, dtype=torch.float32),
+                                  np.bincount(y_train, minlength=n_classes).astype(np.float64),
+                                  int(net[-1].in_features))
+            log.update(unlabelled=recipe.unlabelled, n_unlabelled=int(len(unlabelled_rows)))
         module = FineTuner(net, recipe, torch.as_tensor(weight, dtype=torch.float32),
-                           augment if recipe.augment != "none" else None, seed, steps)
+                           augment if recipe.augment != "none" else None, seed, steps, term)
         loader = DataLoader(LabelledBatches(images, train_rows, y_train),
                             sampler=RandomBatches(len(train_rows), recipe.batch_size, steps, seed),
                             batch_size=None, num_workers=0)
@@ -257,6 +277,8 @@ def train_classifier(net: nn.Module, images: np.ndarray, train_rows: np.ndarray,
         trainer.fit(module, train_dataloaders=loader)
         net.eval()
         log.update(steps=int(trainer.global_step), planned_steps=steps)
+        if term is not None:
+            log.update(unlabelled_last=term.last)
         if stopper is not None:
             log.update(best_step=stopper.best_step, history=stopper.history)
     if len(val_rows):

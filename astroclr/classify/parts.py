@@ -125,6 +125,14 @@ def class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
     return np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n_classes, 0.0)
 
 
+def scratch_encoder(backbone: nn.Module, representation_dim: int) -> nn.Module:
+    """The run's network from random weights: a fresh ``backbone`` and representation layer
+    (the supervised baseline's starting point; seed torch before building the backbone)."""
+    from astroclr.train.model import Encoder
+
+    return Encoder(backbone, int(representation_dim))
+
+
 def fresh_copy(module: nn.Module) -> nn.Module:
     """A deep copy (a trained encoder is fine-tuned without changing the caller's)."""
     return copy.deepcopy(module)

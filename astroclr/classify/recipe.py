@@ -14,6 +14,9 @@ from astroclr.plugin.specs import AstroclrError
 
 MODES = ("finetune", "probe")
 AUGMENTS = ("run", "rotate_flip", "none")
+INITS = ("pretrained", "scratch")
+#: how the galaxies outside the N labelled ones take part (astroclr.classify.semisup)
+UNLABELLED = ("fixmatch", "ssl", "none")
 
 
 @dataclass(frozen=True)
@@ -36,17 +39,39 @@ class Recipe:
     freeze_bn: bool = False
     probe_init: bool = True
     augment: str = "run"
+    #: ``pretrained``: the run's encoder; ``scratch``: the same network from random weights
+    #: (the supervised baseline: no probe head, labelled galaxies alone)
+    init: str = "pretrained"
+    unlabelled: str = "fixmatch"
+    #: unlabelled galaxies per step (FixMatch's mu x batch)
+    unlabelled_batch: int = 128
+    unlabelled_weight: float = 1.0
+    #: FixMatch's confidence threshold on the aligned pseudo-label
+    threshold: float = 0.95
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise AstroclrError(f"--mode {self.mode!r}: choose {' or '.join(MODES)}")
         if self.augment not in AUGMENTS:
             raise AstroclrError(f"augment {self.augment!r}: choose one of {', '.join(AUGMENTS)}")
+        if self.init not in INITS:
+            raise AstroclrError(f"--init {self.init!r}: choose {' or '.join(INITS)}")
+        if self.unlabelled not in UNLABELLED:
+            raise AstroclrError(f"--unlabelled {self.unlabelled!r}: choose one of "
+                                f"{', '.join(UNLABELLED)}")
+        if not 0.0 < self.threshold <= 1.0:
+            raise AstroclrError(f"recipe threshold must be in (0, 1], got {self.threshold}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise AstroclrError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        for name in ("epochs", "batch_size", "eval_every"):
+        for name in ("epochs", "batch_size", "eval_every", "unlabelled_batch"):
             if getattr(self, name) < 1:
                 raise AstroclrError(f"recipe {name} must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def semi_supervised(self) -> bool:
+        """Whether unlabelled galaxies take part (never from scratch: that is the baseline
+        trained on the labels alone)."""
+        return self.unlabelled != "none" and self.init == "pretrained" and self.mode != "probe"
 
     def steps(self, n_labels: int) -> int:
         """Optimiser steps for N labels: the ``cnn`` evaluator's rule."""

@@ -76,6 +76,12 @@ def finetune_cmd(
                              "(a linear head on the frozen representation)."),
     augment: str = typer.Option("run", help="Augmentations while fine-tuning: run (the run's "
                                 "pipeline), rotate_flip, or none."),
+    init: str = typer.Option("pretrained", help="pretrained (the run's encoder) or scratch "
+                             "(the same network from random weights on the labels alone: the "
+                             "supervised baseline, to see what self-supervision bought)."),
+    unlabelled: str = typer.Option("fixmatch", help="How the dataset's galaxies outside the "
+                                   "labelled ones take part (their labels never read): fixmatch, "
+                                   "ssl (the self-supervised loss kept on them) or none."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a classifier in --out."),
     quiet: bool = QuietOpt,
 ) -> None:
@@ -83,7 +89,8 @@ def finetune_cmd(
     from astroclr.classify.apply import finetune_run
 
     clf = finetune_run(run_dir, out, dataset, sets or (), label_column, labels, seed, mode,
-                       overwrite, progress=not quiet, augment=augment)
+                       overwrite, progress=not quiet, augment=augment, init=init,
+                       unlabelled=unlabelled)
     val = clf.metrics.get("validation") or {}
     score = (f"; validation balanced accuracy {val['balanced_accuracy']:.3f} on {val['n']} "
              f"held-out galaxies") if val else ""

@@ -47,6 +47,7 @@ class RunDir:
     REPORT_MD = "report.md"
     REPORT_HTML = "report.html"
     SKIPPED = "skipped.csv"
+    ANOMALY = "anomaly.npz"
     FILES = (CONFIG, STATE, MODEL, EMBEDDINGS, METRICS, REPORT_MD, REPORT_HTML, SKIPPED)
     DIRS = ("checkpoints", "figures", "logs")
 
@@ -87,6 +88,11 @@ class RunDir:
     @property
     def report_html(self) -> Path:
         return self.path / self.REPORT_HTML
+
+    @property
+    def anomaly(self) -> Path:
+        """The anomaly scorer fitted on the run's galaxies (astroclr.evaluate.anomaly)."""
+        return self.path / self.ANOMALY
 
     @property
     def skipped(self) -> Path:

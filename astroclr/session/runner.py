@@ -20,6 +20,7 @@ from astroclr.session.rundir import Run, RunDir, open_run
 if TYPE_CHECKING:
     from astroclr.data.galaxies import Galaxies
     from astroclr.data.prepared import Skip
+    from astroclr.evaluate.context import EvalContext
     from astroclr.plugin.registry import Registry
     from astroclr.resolved import Config
 
@@ -124,6 +125,7 @@ def _train_and_evaluate(registry: "Registry", cfg: "Config", rundir: RunDir, res
 
     representations = _embed_run(model.trained_encoder(), galaxies, cfg, progress, rundir)
     rundir.write_embeddings(galaxies, representations)
+    _fit_anomaly_scorer(rundir, galaxies, representations, cfg.run.seed)
     state["status"] = "embedded"
     rundir.write_state(state)
 
@@ -187,11 +189,23 @@ def _embed_run(module: Any, galaxies: "Galaxies", cfg: "Config", progress: bool,
                             advance=advance, devices=devices)
 
 
-def _evaluate(registry: "Registry", cfg: "Config", rundir: RunDir, galaxies: "Galaxies",
-              representations: np.ndarray, pipeline: Any, state: dict, progress: bool) -> Run:
-    from astroclr.evaluate.context import EvalContext, run_evaluators
-    from astroclr.progress import console
-    from astroclr.session.report import write_metrics, write_report
+def _fit_anomaly_scorer(rundir: RunDir, galaxies: "Galaxies", representations: np.ndarray,
+                        seed: int) -> None:
+    """Fit the run's anomaly scorer once, store it, and add every galaxy's ``anomaly_score``
+    to the embeddings table: ``embed`` and ``predict`` score new catalogues against it."""
+    from astroclr.evaluate.anomaly import AnomalyScorer
+
+    scorer = AnomalyScorer.fit(representations, galaxies.images, seed=seed)
+    scorer.save(rundir.anomaly)
+    rundir.add_columns({"anomaly_score": scorer.score(representations, galaxies.images)["score"]})
+
+
+def evaluation_context(registry: "Registry", cfg: "Config", rundir: RunDir,
+                       galaxies: "Galaxies", representations: np.ndarray,
+                       pipeline: Any) -> "EvalContext":
+    """The context every evaluator of a run gets: its galaxies, representations, splits,
+    a fresh backbone of its kind, its trained encoder and augmentations."""
+    from astroclr.evaluate.context import EvalContext
 
     device = cfg.train.device
 
@@ -210,12 +224,22 @@ def _evaluate(registry: "Registry", cfg: "Config", rundir: RunDir, galaxies: "Ga
         return load(rundir.path, device=device).encoder
 
     r = cfg.run
-    context = EvalContext(galaxies=galaxies, representations=representations,
-                          figures_dir=rundir.figures, label_column=r.label_column,
-                          seeds=r.eval_seeds, train_sizes=r.train_sizes,
-                          test_fraction=r.test_fraction, build_backbone=fresh_backbone,
-                          embed_with=embed_with, augment=pipeline, device=device,
-                          config=cfg.tables(), trained_encoder=trained_encoder)
+    return EvalContext(galaxies=galaxies, representations=representations,
+                       figures_dir=rundir.figures, label_column=r.label_column,
+                       seeds=r.eval_seeds, train_sizes=r.train_sizes,
+                       test_fraction=r.test_fraction, build_backbone=fresh_backbone,
+                       embed_with=embed_with, augment=pipeline, device=device,
+                       config=cfg.tables(), trained_encoder=trained_encoder)
+
+
+def _evaluate(registry: "Registry", cfg: "Config", rundir: RunDir, galaxies: "Galaxies",
+              representations: np.ndarray, pipeline: Any, state: dict, progress: bool) -> Run:
+    from astroclr.evaluate.context import run_evaluators
+    from astroclr.progress import console
+    from astroclr.session.report import write_metrics, write_report
+
+    r = cfg.run
+    context = evaluation_context(registry, cfg, rundir, galaxies, representations, pipeline)
     start = time.perf_counter()
     results = run_evaluators(registry, r.evaluators, cfg.evaluate, context,
                              on_start=(lambda n: console.print(f"evaluating: {n}")) if progress
@@ -283,3 +307,26 @@ def evaluate_run(run_dir: str | Path, evaluators: Sequence[str] | None = None,
         pipeline = pipeline_from_config(registry, galaxies.survey, cfg.augment)
         return _evaluate(registry, cfg, existing.rundir, galaxies, representations, pipeline,
                          dict(existing.state), progress)
+
+
+def open_evaluation(run_dir: str | Path, sets: Sequence[str] = ()) -> "EvalContext":
+    """A finished run's evaluation context, read-only (nothing in the run is written): for
+    measuring evaluators outside ``astroclr evaluate`` (benchmarks, notebooks)."""
+    from astroclr.data.augment import pipeline_from_config
+    from astroclr.evaluate.similar import same_ids
+    from astroclr.plugin.registry import get_registry
+
+    registry = get_registry()
+    existing = open_run(run_dir)
+    raw = dict(existing.config)
+    for assignment in sets:
+        raw = cfgmod.merge(raw, cfgmod.parse_set(assignment))
+    cfg = cfgmod.resolve(raw, registry)
+    ids, representations = existing.rundir.embedding_arrays()
+    galaxies = load_dataset(registry, cfg)
+    if not same_ids(ids, galaxies.ids):
+        raise AstroclrError(f"{existing.rundir.embeddings} does not match the dataset "
+                            f"{cfg.run.dataset!r} it was made from (ids differ)")
+    pipeline = pipeline_from_config(registry, galaxies.survey, cfg.augment)
+    return evaluation_context(registry, cfg, existing.rundir, galaxies, representations,
+                              pipeline)

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from astroclr.api import AUGMENTS, EvaluatorSpec, Param, Recipe, hookimpl
+from astroclr.api import (
+    ANOMALY_COMPONENTS,
+    AUGMENTS,
+    DEFAULT_ANOMALY_COMPONENTS,
+    INITS,
+    UNLABELLED,
+    EvaluatorSpec,
+    Param,
+    Recipe,
+    hookimpl,
+)
 
 _MODELS = Param("models", list, ["linear", "mlp"], "probe models: linear (logistic) and/or mlp",
                 item_type=str, choices=("linear", "mlp"))
@@ -102,7 +112,20 @@ def astroclr_evaluators() -> Iterator[EvaluatorSpec]:
                 Param("probe_init", bool, _RECIPE.probe_init, "start the head from the linear "
                       "probe"),
                 Param("augment", str, _RECIPE.augment, "augmentations: the run's pipeline (as "
-                      "cnn), rotate_flip alone, or none", choices=AUGMENTS)),
+                      "cnn), rotate_flip alone, or none", choices=AUGMENTS),
+                Param("init", str, _RECIPE.init, "pretrained: the run's encoder; scratch: the "
+                      "same network from random weights on the labels alone (as cnn)",
+                      choices=INITS),
+                Param("unlabelled", str, _RECIPE.unlabelled, "how the galaxies outside the N "
+                      "labelled ones and the test split take part: fixmatch (confident "
+                      "pseudo-labels of a weak view train the strong view), ssl (the NT-Xent "
+                      "loss kept on them) or none", choices=UNLABELLED),
+                Param("unlabelled_batch", int, _RECIPE.unlabelled_batch, "unlabelled galaxies "
+                      "per step", low=1),
+                Param("unlabelled_weight", float, _RECIPE.unlabelled_weight, "weight of the "
+                      "unlabelled loss term", low=0.0),
+                Param("threshold", float, _RECIPE.threshold, "fixmatch: confidence a "
+                      "pseudo-label needs", low=0.0, high=1.0)),
         **_CLASSIFIER)
     yield EvaluatorSpec(
         "umap", "2-D UMAP of the representations coloured by label and catalogue columns",
@@ -134,15 +157,21 @@ def astroclr_evaluators() -> Iterator[EvaluatorSpec]:
                       "same way", item_type=str, choices=("pca", "untrained", "colours"))),
         provides="generic", target="class")
     yield EvaluatorSpec(
-        "anomaly", "a score per galaxy (distance to the k-th neighbour; isolation forest) as "
-        "columns of embeddings.fits, and a montage of the most anomalous galaxies",
+        "anomaly", "a score per galaxy (pixel-PCA neighbour distance and rotational asymmetry "
+        "by default; the representation's neighbour distance optional) as columns of "
+        "embeddings.fits, its AUROC on known oddities next to pixel baselines, and a montage "
+        "of the most anomalous galaxies",
         "astroclr_evaluators.anomaly:evaluate",
-        params=(Param("k", int, 10, "the knn score is the distance to the k-th neighbour", low=1),
-                Param("score", str, "knn", "the score the montage ranks by",
-                      choices=("knn", "iforest")),
+        params=(Param("k", int, 10, "the neighbour scores are distances to the k-th neighbour",
+                      low=1),
+                Param("components", list, list(DEFAULT_ANOMALY_COMPONENTS), "what the score "
+                      "fuses (mean rank)", item_type=str, choices=ANOMALY_COMPONENTS),
+                Param("truth", str, "flagged", "catalogue column of known oddities (1 oddity, 0 "
+                      "not, -1 unknown) the scores are measured against; skipped when the "
+                      "default column is absent"),
                 Param("top", int, 16, "galaxies in the montage", low=2, high=100),
-                Param("trees", int, 200, "trees of the isolation forest", low=10),
-                Param("seed", int, 0, "random seed of the isolation forest")))
+                Param("trees", int, 200, "trees of the isolation-forest baselines", low=10),
+                Param("seed", int, 0, "random seed (PCA, isolation forests)", low=0)))
     yield EvaluatorSpec(
         "label_efficiency", "plot and table of balanced accuracy vs number of labels for the "
         "classifier evaluators (it runs after all of them); label-efficiency ratio",

@@ -20,6 +20,8 @@ RESIZE_FACTOR = 212 / 64
 #: typical SDSS seeing (median FWHM per band, arcsec)
 SDSS_SEEING_ARCSEC = {"u": 1.53, "g": 1.44, "r": 1.32, "i": 1.26, "z": 1.29}
 LABEL_NAMES = ("early", "late")
+#: Galaxy Zoo 1 classes 4 ("don't know") and 5 (merger): the sample's 97 known oddities
+FLAGGED_CLASSES = (4, 5)
 
 
 def sample_path():
@@ -55,6 +57,9 @@ def load_raw_sample(bands: tuple[str, ...] = ("g", "r", "i"),
         catalog["id"] = data["objid"].astype(np.int64)
         catalog["label"] = data["early_late"].astype(np.int64)
         catalog["gz1_class"] = data["gz1_class"].astype(np.int64)
+    # the real oddities the anomaly evaluator is measured on: Galaxy Zoo 1's "don't know"
+    # (stars, artefacts) and mergers
+    catalog["flagged"] = np.isin(catalog["gz1_class"], FLAGGED_CLASSES).astype(np.int64)
     catalog["origin"] = np.full(len(catalog), "gz1")
     if pool:
         with pool_path(pool).open("rb") as fh, np.load(fh) as data:
@@ -65,9 +70,12 @@ def load_raw_sample(bands: tuple[str, ...] = ("g", "r", "i"),
             pool_cat = Table({"id": data["galaxy_id"].astype(np.int64),
                               "label": np.full(n, -1, np.int64),
                               "gz1_class": np.full(n, -1, np.int64),
+                              "flagged": np.full(n, -1, np.int64),
                               "origin": np.full(n, pool)})
         raw = np.concatenate([raw, extra])
         catalog = vstack([catalog, pool_cat], join_type="exact", metadata_conflicts="silent")
+    catalog["flagged"].description = ("1: Galaxy Zoo 1 \"don't know\" or merger (a known "
+                                      "oddity), 0: classified, -1: unknown (pool)")
     catalog["label"].description = ("Galaxy Zoo 1 early (0) / late (1); -1 excluded or "
                                     "unlabelled (pool)")
     return raw, catalog

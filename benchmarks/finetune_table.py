@@ -1,0 +1,92 @@
+"""Fine-tuning variants against the same network from scratch, paired over splits.
+
+Runs the ``finetune`` evaluator once per variant (each a set of recipe fields) on a finished
+run's splits, and prints balanced accuracy (mean ± std over splits) with each variant's paired
+difference to the ``scratch`` variant (mean ± standard error, splits won). Nothing in the run
+is written; the per-split numbers go to ``--json``. Used for docs/quality.md::
+
+    python benchmarks/finetune_table.py runs/default --seeds 0 1 2 3 4 --sizes 100 300 \\
+        --variant fixmatch unlabelled=fixmatch --variant none unlabelled=none \\
+        --variant scratch init=scratch --json finetune_table.json
+
+A variant is ``NAME KEY=VALUE ...`` (fields of ``astroclr.api.Recipe``; values parsed as TOML).
+Training is the expensive part (about a minute per fit on a 2-core CPU at the default recipe);
+the fits run one after another, one heavy job at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def parse_value(text: str):
+    import tomllib
+
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 300])
+    parser.add_argument("--variant", nargs="+", action="append", required=True,
+                        metavar="NAME [KEY=VALUE ...]")
+    parser.add_argument("--baseline", default="scratch", help="variant the others are paired with")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    from astroclr.evaluate.context import run_evaluators
+    from astroclr.plugin.registry import get_registry
+    from astroclr.session.runner import open_evaluation
+
+    seeds = ",".join(map(str, args.seeds))
+    context = open_evaluation(args.run, [f"run.eval_seeds=[{seeds}]"])
+    registry = get_registry()
+    results: dict[str, dict] = {}
+    for name, *fields in args.variant:
+        recipe = {k: parse_value(v) for k, v in (f.split("=", 1) for f in fields)}
+        start = time.perf_counter()
+        res = run_evaluators(registry, ["finetune"],
+                             {"finetune": {"sizes": args.sizes, **recipe}}, context)
+        m = res["finetune"].metrics
+        per = {n: [r["balanced_accuracy"] for r in by["per_seed"]]
+               for n, by in m["models"]["finetune"]["by_size"].items()}
+        results[name] = {"recipe": recipe, "balanced_accuracy": per,
+                         "seconds": round(time.perf_counter() - start, 1),
+                         "steps": m.get("steps"), "splits": m["splits"]}
+        print(f"{name}: {time.perf_counter() - start:.0f} s "
+              + " ".join(f"N={n} {np.mean(v):.3f}" for n, v in per.items()), flush=True)
+    base = results.get(args.baseline)
+    sizes = sorted({n for r in results.values() for n in r["balanced_accuracy"]}, key=int)
+    print("\n| variant | " + " | ".join(f"N={n}" for n in sizes) + " |")
+    print("|---|" + "---|" * len(sizes))
+    for name, r in results.items():
+        cells = []
+        for n in sizes:
+            v = np.asarray(r["balanced_accuracy"].get(n, []))
+            cell = f"{v.mean():.3f} ± {v.std(ddof=1) if len(v) > 1 else 0:.3f}" if len(v) else ""
+            if base is not None and name != args.baseline and len(v):
+                d = (v - np.asarray(base["balanced_accuracy"][n])) * 100
+                se = d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else 0.0
+                cell += f" ({d.mean():+.1f} ± {se:.1f}, {int((d > 0).sum())}/{len(d)})"
+                r.setdefault("paired_vs_" + args.baseline, {})[n] = {
+                    "mean_points": float(d.mean()), "se_points": float(se),
+                    "won": int((d > 0).sum()), "splits": int(len(d))}
+            cells.append(cell)
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
