@@ -66,6 +66,8 @@ def main() -> None:
                          "steps": m.get("steps"), "splits": m["splits"]}
         print(f"{name}: {time.perf_counter() - start:.0f} s "
               + " ".join(f"N={n} {np.mean(v):.3f}" for n, v in per.items()), flush=True)
+        if args.json:  # after each variant: a long measurement keeps what it finished
+            args.json.write_text(json.dumps(results, indent=1))
     base = results.get(args.baseline)
     sizes = sorted({n for r in results.values() for n in r["balanced_accuracy"]}, key=int)
     print("\n| variant | " + " | ".join(f"N={n}" for n in sizes) + " |")

@@ -55,7 +55,7 @@ def context(tmp_path, n=160, unlabelled=20):
                        build_backbone=TinyNet(), trained_encoder=trained_encoder)
 
 
-@pytest.mark.parametrize("kind", ["fixmatch", "ssl"])
+@pytest.mark.parametrize("kind", ["fixmatch", "ssl", "distill"])
 def test_unlabelled_galaxies_are_outside_the_labelled_ones_and_the_test_split(tmp_path, registry,
                                                                               streams, kind):
     ctx = context(tmp_path)
@@ -98,7 +98,7 @@ def test_fixmatch_masks_pseudo_labels_below_the_threshold():
     images = np.random.default_rng(0).normal(size=(50, 2, 2, 2)).astype(np.float32)
     gen = torch.Generator().manual_seed(0)
     for threshold, some in ((1.0, False), (0.5, True)):
-        term = semisup.UnlabelledTerm(Recipe(threshold=threshold),
+        term = semisup.UnlabelledTerm(Recipe(unlabelled="fixmatch", threshold=threshold),
                                       semisup.UnlabelledStream(images, np.arange(50), 16, 0),
                                       None, None, torch.ones(2), np.array([30.0, 20.0]), 8)
         x, y = torch.from_numpy(images[:8]), torch.zeros(8, dtype=torch.long)

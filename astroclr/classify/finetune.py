@@ -32,6 +32,8 @@ Training runs in Lightning (one device); the steps follow the ``cnn`` evaluator'
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import time
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -255,12 +257,19 @@ def train_classifier(net: nn.Module, images: np.ndarray, train_rows: np.ndarray,
                                 recipe.patience) if len(val_rows) else None
         term = None
         if recipe.semi_supervised and unlabelled_rows is not None and len(unlabelled_rows):
+            teacher = None
+            if recipe.unlabelled == "distill":  # the teacher: the same start, labels alone
+                teacher = copy.deepcopy(net)
+                log["teacher"] = train_classifier(
+                    teacher, images, train_rows, y_train, val_rows, y_val, n_classes,
+                    dataclasses.replace(recipe, unlabelled="none"), augment=augment,
+                    seed=seed, device=device, n_labels=n_labels)
             term = UnlabelledTerm(recipe, UnlabelledStream(images, unlabelled_rows,
                                                            recipe.unlabelled_batch, seed),
                                   weak_pipeline(survey) if survey is not None else None,
                                   augment, torch.as_tensor(weight, dtype=torch.float32),
                                   np.bincount(y_train, minlength=n_classes).astype(np.float64),
-                                  int(net[-1].in_features))
+                                  int(net[-1].in_features), teacher)
             log.update(unlabelled=recipe.unlabelled, n_unlabelled=int(len(unlabelled_rows)))
         module = FineTuner(net, recipe, torch.as_tensor(weight, dtype=torch.float32),
                            augment if recipe.augment != "none" else None, seed, steps, term)

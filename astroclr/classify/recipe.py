@@ -16,7 +16,7 @@ MODES = ("finetune", "probe")
 AUGMENTS = ("run", "rotate_flip", "none")
 INITS = ("pretrained", "scratch")
 #: how the galaxies outside the N labelled ones take part (astroclr.classify.semisup)
-UNLABELLED = ("fixmatch", "ssl", "none")
+UNLABELLED = ("fixmatch", "ssl", "distill", "none")
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class Recipe:
     #: ``pretrained``: the run's encoder; ``scratch``: the same network from random weights
     #: (the supervised baseline: no probe head, labelled galaxies alone)
     init: str = "pretrained"
-    unlabelled: str = "fixmatch"
+    unlabelled: str = "distill"
     #: unlabelled galaxies per step (FixMatch's mu x batch)
     unlabelled_batch: int = 128
     unlabelled_weight: float = 1.0

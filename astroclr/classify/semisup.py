@@ -12,6 +12,10 @@ read; in the evaluators, never a galaxy of the test split) take part:
   unlabelled term is class-weighted like the labelled one (the metric is balanced accuracy).
 - ``ssl``: the self-supervised loss kept on the unlabelled galaxies (NT-Xent between two
   views through a projection head, lightly's), the hybrid of Walmsley et al. 2022.
+- ``distill``: self-distillation (SimCLR v2, Chen et al. 2020): the network is first
+  fine-tuned on the labels alone (the teacher); a second copy of the pre-trained network
+  then learns the labels and, on the unlabelled galaxies, the teacher's soft predictions of a
+  weak view from a strong view.
 - ``none``: the labelled galaxies alone.
 
 Each returns a loss term added to the labelled cross-entropy, with weight
@@ -32,6 +36,9 @@ if TYPE_CHECKING:
     from astroclr.data.augment import Pipeline
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+#: the running mean of predictions that alignment divides by: about the last 100 batches
+#: (ReMixMatch keeps the last 128), so it follows the network within a 200-step recipe
+ALIGN_MOMENTUM = 0.99
 
 
 class UnlabelledStream:
@@ -72,7 +79,8 @@ class UnlabelledTerm(nn.Module):
 
     def __init__(self, recipe: "Recipe", stream: UnlabelledStream, weak: Augment | None,
                  strong: Augment | None, class_weight: torch.Tensor,
-                 prior: np.ndarray, representation_dim: int) -> None:
+                 prior: np.ndarray, representation_dim: int,
+                 teacher: nn.Module | None = None) -> None:
         super().__init__()
         self.kind, self.recipe, self.stream = recipe.unlabelled, recipe, stream
         self.weak, self.strong = weak, strong
@@ -81,7 +89,10 @@ class UnlabelledTerm(nn.Module):
         self.register_buffer("prior", p / p.sum())
         # running mean of the network's predictions on unlabelled galaxies (alignment)
         self.register_buffer("running", torch.full_like(p, 1.0 / len(p)))
+        self.seen = 0
         self.head: nn.Module | None = None
+        # not a submodule: the teacher is fixed, outside the optimiser and the state dict
+        self.__dict__["teacher"] = teacher.eval() if teacher is not None else None
         if self.kind == "ssl":
             from lightly.loss import NTXentLoss
             from lightly.models.modules import SimCLRProjectionHead
@@ -100,14 +111,32 @@ class UnlabelledTerm(nn.Module):
         xu = self.stream.next().to(x_lab.device, non_blocking=True)
         if self.kind == "fixmatch":
             return self._fixmatch(net, x_lab, y_lab, xu, gen)
+        if self.kind == "distill":
+            return self._distill(net, x_lab, y_lab, xu, gen)
         return self._ssl(net, x_lab, y_lab, xu, gen)
+
+    def _distill(self, net: nn.Module, x_lab: torch.Tensor, y_lab: torch.Tensor,
+                 xu: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        assert self.teacher is not None
+        with torch.no_grad():
+            target = torch.softmax(self.teacher(self._view(self.weak, xu, gen)).float(), dim=1)
+        logits = net(torch.cat([x_lab, self._view(self.strong, xu, gen)])).float()
+        lab, unl = logits[:len(x_lab)], logits[len(x_lab):]
+        sup = nn.functional.cross_entropy(lab, y_lab, weight=self.class_weight)
+        unsup = -(target * torch.log_softmax(unl, dim=1)).sum(1).mean()
+        self.last = {"unsup": float(unsup.detach())}
+        return sup + self.recipe.unlabelled_weight * unsup
 
     def _fixmatch(self, net: nn.Module, x_lab: torch.Tensor, y_lab: torch.Tensor,
                   xu: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         r = self.recipe
         with torch.no_grad():
             p = torch.softmax(net(self._view(self.weak, xu, gen)).float(), dim=1)
-            self.running.mul_(0.999).add_(0.001 * p.mean(0))
+            if self.seen == 0:  # a few hundred steps: start from the first batch, not uniform
+                self.running.copy_(p.mean(0))
+            else:
+                self.running.mul_(ALIGN_MOMENTUM).add_((1 - ALIGN_MOMENTUM) * p.mean(0))
+            self.seen += 1
             p = p * (self.prior / self.running.clamp_min(1e-6))
             p = p / p.sum(1, keepdim=True)
             conf, pseudo = p.max(1)

@@ -76,12 +76,15 @@ def finetune_cmd(
                              "(a linear head on the frozen representation)."),
     augment: str = typer.Option("run", help="Augmentations while fine-tuning: run (the run's "
                                 "pipeline), rotate_flip, or none."),
-    init: str = typer.Option("pretrained", help="pretrained (the run's encoder) or scratch "
+    init: Optional[str] = typer.Option(None, help="pretrained (the run's encoder) or scratch "
                              "(the same network from random weights on the labels alone: the "
-                             "supervised baseline, to see what self-supervision bought)."),
-    unlabelled: str = typer.Option("fixmatch", help="How the dataset's galaxies outside the "
+                             "supervised baseline, to see what self-supervision bought; default "
+                             "pretrained)."),
+    unlabelled: Optional[str] = typer.Option(None, help="How the dataset's galaxies outside the "
                                    "labelled ones take part (their labels never read): fixmatch, "
-                                   "ssl (the self-supervised loss kept on them) or none."),
+                                   "ssl (the self-supervised loss kept on them), distill "
+                                   "(self-distillation from a teacher fine-tuned on the labels; "
+                                   "the default) or none."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a classifier in --out."),
     quiet: bool = QuietOpt,
 ) -> None:
@@ -89,8 +92,9 @@ def finetune_cmd(
     from astroclr.classify.apply import finetune_run
 
     clf = finetune_run(run_dir, out, dataset, sets or (), label_column, labels, seed, mode,
-                       overwrite, progress=not quiet, augment=augment, init=init,
-                       unlabelled=unlabelled)
+                       overwrite, progress=not quiet, augment=augment,
+                       **{k: v for k, v in (("init", init), ("unlabelled", unlabelled))
+                          if v is not None})
     val = clf.metrics.get("validation") or {}
     score = (f"; validation balanced accuracy {val['balanced_accuracy']:.3f} on {val['n']} "
              f"held-out galaxies") if val else ""

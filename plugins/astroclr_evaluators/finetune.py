@@ -119,6 +119,7 @@ def _title(spec: Any) -> str:
     if spec.init == "scratch":
         return "same network from scratch"
     return {"fixmatch": "fine-tuned + FixMatch", "ssl": "fine-tuned + SSL loss",
+            "distill": "fine-tuned + self-distillation",
             "none": "fine-tuned"}[spec.unlabelled]
 
 
@@ -135,6 +136,11 @@ def _intro(spec: Any, names: Any, total: float, context: "EvalContext") -> str:
             "ssl": f"; the galaxies outside the N labelled ones and the test split as "
                    f"unlabelled, with the self-supervised NT-Xent loss kept on them "
                    f"({spec.unlabelled_batch} per step, weight {spec.unlabelled_weight})",
+            "distill": f"; a copy first fine-tuned on the labels alone as the teacher, then the "
+                       f"network trained on the labels and, on the galaxies outside the N "
+                       f"labelled ones and the test split, the teacher's soft predictions of a "
+                       f"weak view from a strong view ({spec.unlabelled_batch} per step, weight "
+                       f"{spec.unlabelled_weight})",
             "none": ""}[spec.unlabelled if spec.semi_supervised else "none"]
     return (f"{start}, end to end on the same N labelled galaxies (AdamW, head lr {spec.lr}, "
             f"encoder lr {spec.encoder_lr} × {spec.layer_decay} per block downwards, "

@@ -119,7 +119,8 @@ def astroclr_evaluators() -> Iterator[EvaluatorSpec]:
                 Param("unlabelled", str, _RECIPE.unlabelled, "how the galaxies outside the N "
                       "labelled ones and the test split take part: fixmatch (confident "
                       "pseudo-labels of a weak view train the strong view), ssl (the NT-Xent "
-                      "loss kept on them) or none", choices=UNLABELLED),
+                      "loss kept on them), distill (a teacher fine-tuned on the labels gives "
+                      "soft targets) or none", choices=UNLABELLED),
                 Param("unlabelled_batch", int, _RECIPE.unlabelled_batch, "unlabelled galaxies "
                       "per step", low=1),
                 Param("unlabelled_weight", float, _RECIPE.unlabelled_weight, "weight of the "
