@@ -42,7 +42,7 @@ def main() -> None:
     for n in range(1, len(ANOMALY_COMPONENTS) + 1):
         for combo in itertools.combinations(ANOMALY_COMPONENTS, n):
             scorer.components = combo
-            scores[" + ".join(combo)] = scorer._fuse(raw)
+            scores[" + ".join(combo)] = scorer.fuse(raw)
     pca, _ = pca_features(images, np.arange(len(images)), 20, args.seed)
     scores["baseline: PCA + isolation forest"] = iforest_score(pca, args.seed)
     scores["baseline: representation + isolation forest"] = iforest_score(reps, args.seed)

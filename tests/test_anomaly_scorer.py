@@ -104,3 +104,19 @@ def test_unknown_components_are_refused(sample_galaxies):
     images = np.asarray(sample_galaxies.images)[:20]
     with pytest.raises(AstroclrError, match="choose from representation, pixels, asymmetry"):
         AnomalyScorer.fit(np.zeros((20, 4), np.float32), images, components=("colour",))
+
+
+def test_predict_writes_the_runs_anomaly_score(tiny_run, tmp_path, capsys):
+    from test_classify import FAST
+
+    clf = tmp_path / "clf"
+    code, _, err = cli(["finetune", str(tiny_run), "--out", str(clf), "--labels", "40",
+                        "--unlabelled", "none", "--quiet", *FAST], capsys)
+    assert code == 0, err
+    out = tmp_path / "pred.fits"
+    code, _, err = cli(["predict", str(clf), "--out", str(out), "--quiet"], capsys)
+    assert code == 0, err
+    run_table = Table.read(RunDir(tiny_run).embeddings)
+    np.testing.assert_allclose(Table.read(out)["anomaly_score"], run_table["anomaly_score"],
+                               atol=1e-5)
+    assert "OOD_FRAC" in fits.getheader(out, 1)

@@ -125,3 +125,41 @@ def test_scratch_and_probe_recipes_use_no_unlabelled_galaxies():
     assert not Recipe(init="scratch").semi_supervised
     assert not Recipe(mode="probe").semi_supervised
     assert not Recipe(unlabelled="none").semi_supervised
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from test_classify import TINY
+
+    import astroclr
+
+    out = tmp_path_factory.mktemp("semisup") / "run"
+    astroclr.run(out=out, backbone="smallcnn", epochs=1, progress=False,
+                 sets=[TINY[i + 1] for i in range(0, len(TINY), 2)])
+    return out
+
+
+@pytest.mark.parametrize("init", ["pretrained", "scratch"])
+def test_finetune_init_scratch_starts_from_random_weights(tiny_run, tmp_path, capsys, init):
+    import torch
+    from test_classify import FAST, cli
+
+    import astroclr
+
+    out = tmp_path / "clf"
+    # a learning rate of 1e-9: the weights stay where they started (seed 3: not the run.s own
+    # initial weights, which a two-step run has barely left)
+    code, _, err = cli(["finetune", str(tiny_run), "--out", str(out), "--labels", "40",
+                        "--init", init, "--unlabelled", "none", "--quiet", *FAST, "--seed", "3",
+                        "--set", "recipe.lr=1e-9", "--set", "recipe.encoder_lr=1e-9"], capsys)
+    assert code == 0, err
+    run = astroclr.load(tiny_run, device="cpu").encoder.state_dict()
+    clf = astroclr.load_classifier(out, device="cpu").net[0].state_dict()
+    convs = [k for k, v in run.items() if v.dim() == 4]
+    gap = max(float((run[k] - clf[k]).abs().max()) for k in convs)
+    if init == "pretrained":
+        assert gap < 1e-5
+    else:
+        assert gap > 1e-2  # other weights altogether
+        assert astroclr.load_classifier(out).info.recipe["init"] == "scratch"
+    assert torch.isfinite(torch.cat([v.flatten().float() for v in clf.values()])).all()

@@ -103,6 +103,7 @@ def embed_dataset(run_dir: str | Path, out: str | Path, dataset: str | None = No
     ``representation``. Resumable; on several processes each writes a shard and the first
     merges them and writes the table (the others return None)."""
     from astroclr.classify.infer import infer, remove_work
+    from astroclr.classify.shift import anomaly_against_run
     from astroclr.classify.tables import table_format, write_table
     from astroclr.evaluate.embed import model_fingerprint
     from astroclr.session.rundir import open_run
@@ -134,37 +135,6 @@ def embed_dataset(run_dir: str | Path, out: str | Path, dataset: str | None = No
     write_table(out, len(galaxies), columns, meta)
     remove_work(work)
     return out
-
-
-#: a catalogue with more of its galaxies above the run's 99th percentile of anomaly score than
-#: this is reported as unlike the run's galaxies (1% are there by construction; 5x that is
-#: far outside the sampling noise of a few hundred galaxies, and a blurred or noisier copy of
-#: the run's own survey passes it, docs/models.md)
-OOD_WARN = 0.05
-
-
-def anomaly_against_run(rundir: Any, representations: np.ndarray, images: np.ndarray,
-                        meta: dict[str, Any], verbose: bool = True) -> np.ndarray | None:
-    """Score galaxies with the run's stored anomaly scorer (None for a run without one) and
-    record in ``meta`` the fraction above the run's own 99th percentile (``OOD_FRAC``),
-    printed in one line (the warning above :data:`OOD_WARN` even when not ``verbose``)."""
-    from astroclr.evaluate.anomaly import AnomalyScorer
-    from astroclr.progress import console
-
-    if not rundir.anomaly.is_file():
-        return None
-    scorer = AnomalyScorer.load(rundir.anomaly)
-    score = scorer.score(representations, images)["score"]
-    frac = float(np.mean(score > scorer.percentile(99.0))) if len(score) else 0.0
-    meta["OOD_FRAC"] = round(frac, 6)
-    note = (f"warning: {frac:.1%} of these galaxies score above the run's 99th percentile of "
-            f"anomaly (1% expected): they may not look like the galaxies the run was trained "
-            f"on" if frac > OOD_WARN else
-            f"anomaly: {frac:.1%} of these galaxies above the run's 99th percentile (1% "
-            f"expected)")
-    if verbose or frac > OOD_WARN:
-        console.print(note, highlight=False)
-    return score
 
 
 def _registry() -> Any:
@@ -202,6 +172,7 @@ def predict_dataset(classifier: str | Path, out: str | Path, dataset: str | None
 
     from astroclr.classify.classifier import load_classifier
     from astroclr.classify.infer import infer, remove_work
+    from astroclr.classify.shift import anomaly_of_classifier
     from astroclr.classify.tables import table_format, write_table
     from astroclr.evaluate.embed import model_fingerprint
 
@@ -222,18 +193,20 @@ def predict_dataset(classifier: str | Path, out: str | Path, dataset: str | None
     classes = np.asarray(info.classes, dtype=np.int64)
     names = np.asarray(info.class_names, dtype=str)
     prob_cols = probability_columns(info.class_names)
-    taken = {"id", "pred_label", "pred_class", *prob_cols}
+    meta = {"BANDS": ",".join(galaxies.bands), "SURVEY": galaxies.survey.name,
+            "CLASSES": ",".join(info.class_names)}
+    anomaly = anomaly_of_classifier(info.run, galaxies, meta, progress)
+    taken = {"id", "pred_label", "pred_class", *prob_cols, "anomaly_score"}
     columns: list[tuple[str, Any]] = [
         ("id", galaxies.catalog["id"]),
         ("pred_label", lambda a, b: classes[np.argmax(proba[a:b], axis=1)]),
         ("pred_class", lambda a, b: names[np.argmax(proba[a:b], axis=1)]),
         *[(col, (lambda k: lambda a, b: np.asarray(proba[a:b, k]))(k))
           for k, col in enumerate(prob_cols)],
+        *([("anomaly_score", anomaly)] if anomaly is not None else []),
         *_catalog(galaxies, tuple(taken)),
     ]
-    write_table(out, len(galaxies), columns, {"BANDS": ",".join(galaxies.bands),
-                                              "SURVEY": galaxies.survey.name,
-                                              "CLASSES": ",".join(info.class_names)})
+    write_table(out, len(galaxies), columns, meta)
     remove_work(work)
     return out
 

@@ -129,41 +129,57 @@ class AnomalyScorer:
                      ((flat - pca.mean_) @ pca.components_.T).astype(np.float32), {}, {},
                      np.empty(0, np.float32))
         raw = scorer.raw_scores(reps, np.asarray(images[rows]))
-        for c in ANOMALY_COMPONENTS:
+        for c in ANOMALY_COMPONENTS:  # every component's scale: any fusion of a stored scorer
             logs = np.log(np.maximum(raw[c].astype(np.float64), FLOOR))
             med = float(np.median(logs))
             scorer.centre[c] = med
             scorer.scale[c] = max(float(np.median(np.abs(logs - med))) * 1.4826, FLOOR)
-        scorer.fused_reference = np.sort(scorer._fuse(raw))
+        scorer.fused_reference = np.sort(scorer.fuse(raw))
         return scorer
 
-    def raw_scores(self, representations: np.ndarray, images: np.ndarray,
+    @property
+    def needs_representations(self) -> bool:
+        """Whether the score uses the representation (else images alone score a galaxy)."""
+        return "representation" in self.components
+
+    def raw_scores(self, representations: np.ndarray | None, images: np.ndarray,
+                   components: Sequence[str] = ANOMALY_COMPONENTS,
                    batch: int = 4096) -> dict[str, np.ndarray]:
-        """Each component's score of galaxies against the reference (higher = stranger)."""
+        """The ``components``' scores of galaxies against the reference (higher = stranger);
+        ``representations`` may be None when the representation is not among them."""
         from astroclr.evaluate.index import NeighbourIndex
 
-        index = NeighbourIndex.build(self.rep_reference)
-        reps = np.asarray(representations, dtype=np.float32)
-        rep_d, pix_d, asym = [], [], []
-        for a in range(0, len(reps), batch):
-            _, d = index.search(reps[a:a + batch], min(self.k + 1, len(index)))
-            rep_d.append(_kth(d, self.k, SAME["representation"]))
-            x = np.asarray(images[a:a + batch], dtype=np.float32).reshape(len(d), -1)
-            pix_d.append(_l2_neighbours(self.pix_reference,
-                                        (x - self.pca_mean) @ self.pca_basis.T, self.k))
-            asym.append(asymmetry(images[a:a + batch]))
-        return {"representation": _joined(rep_d), "pixels": _joined(pix_d),
-                "asymmetry": _joined(asym)}
+        want = set(components)
+        if "representation" in want and representations is None:
+            raise AstroclrError("the representation's anomaly score needs representations")
+        index = NeighbourIndex.build(self.rep_reference) if "representation" in want else None
+        out: dict[str, list[np.ndarray]] = {c: [] for c in ANOMALY_COMPONENTS if c in want}
+        for a in range(0, len(images), batch):
+            b = min(a + batch, len(images))
+            if index is not None:
+                reps = np.asarray(representations[a:b], dtype=np.float32)
+                _, d = index.search(reps, min(self.k + 1, len(index)))
+                out["representation"].append(_kth(d, self.k, SAME["representation"]))
+            if "pixels" in want:
+                x = np.asarray(images[a:b], dtype=np.float32).reshape(b - a, -1)
+                out["pixels"].append(_l2_neighbours(
+                    self.pix_reference, (x - self.pca_mean) @ self.pca_basis.T, self.k))
+            if "asymmetry" in want:
+                out["asymmetry"].append(asymmetry(images[a:b]))
+        return {c: _joined(parts) for c, parts in out.items()}
 
-    def _fuse(self, raw: dict[str, np.ndarray]) -> np.ndarray:
+    def fuse(self, raw: dict[str, np.ndarray]) -> np.ndarray:
+        """The fused score of component scores (``raw_scores``): their mean robust z-score."""
         z = [(np.log(np.maximum(raw[c].astype(np.float64), FLOOR)) - self.centre[c])
              / self.scale[c] for c in self.components]
         return np.mean(z, axis=0).astype(np.float32)
 
-    def score(self, representations: np.ndarray, images: np.ndarray) -> dict[str, np.ndarray]:
-        """``{"score": fused (N,), component: raw (N,) ...}`` for new galaxies."""
-        raw = self.raw_scores(representations, images)
-        return {"score": self._fuse(raw), **raw}
+    def score(self, representations: np.ndarray | None,
+              images: np.ndarray) -> dict[str, np.ndarray]:
+        """``{"score": fused (N,), component: raw (N,) ...}`` of new galaxies, for the
+        scorer's own components."""
+        raw = self.raw_scores(representations, images, self.components)
+        return {"score": self.fuse(raw), **raw}
 
     def percentile(self, q: float) -> float:
         """The ``q``-th percentile (0–100) of the reference galaxies' own fused score."""

@@ -78,8 +78,8 @@ def evaluate(context: "EvalContext", k: int = 10, components: Sequence[str] = DE
     flags = truth_of(context, truth, default=(truth == "flagged"))
     images = context.galaxies.images
     scorer = AnomalyScorer.fit(features, images, components, k=k, seed=seed)
-    scored = scorer.score(features, images)
-    fused = scored.pop("score")
+    scored = scorer.raw_scores(features, images)
+    fused = scorer.fuse(scored)
     ranked = np.argsort(-fused, kind="stable")
     ids = context.galaxies.ids
     plain = [v.item() if isinstance(v, np.generic) else v for v in ids[ranked[:top]]]
