@@ -37,7 +37,7 @@ RUN_PARAMS = (
     Param("backbone", str, "resnet18", "backbone plugin"),
     Param("seed", int, 0, "seed for weights, data order, augmentations and splits", low=0),
     Param("evaluators", list, ["probe", "pca", "untrained", "colours", "knn", "umap", "similar",
-                               "retrieval", "label_efficiency"],
+                               "retrieval", "anomaly", "label_efficiency"],
           "evaluator plugins to run after training, in order", item_type=str),
     Param("label_column", str, "label", "catalogue column with integer labels (-1 unlabelled)"),
     # Five splits: with three, the spread at N = 100 let a lucky draw of splits rank the
