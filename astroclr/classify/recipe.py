@@ -42,7 +42,7 @@ class Recipe:
     #: ``pretrained``: the run's encoder; ``scratch``: the same network from random weights
     #: (the supervised baseline: no probe head, labelled galaxies alone)
     init: str = "pretrained"
-    unlabelled: str = "distill"
+    unlabelled: str = "fixmatch"
     #: unlabelled galaxies per step (FixMatch's mu x batch)
     unlabelled_batch: int = 128
     unlabelled_weight: float = 1.0

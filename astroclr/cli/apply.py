@@ -81,10 +81,10 @@ def finetune_cmd(
                              "supervised baseline, to see what self-supervision bought; default "
                              "pretrained)."),
     unlabelled: Optional[str] = typer.Option(None, help="How the dataset's galaxies outside the "
-                                   "labelled ones take part (their labels never read): fixmatch, "
-                                   "ssl (the self-supervised loss kept on them), distill "
-                                   "(self-distillation from a teacher fine-tuned on the labels; "
-                                   "the default) or none."),
+                                   "labelled ones take part (their labels never read): fixmatch "
+                                   "(the default), ssl (the self-supervised loss kept on them), "
+                                   "distill (self-distillation from a teacher fine-tuned on the "
+                                   "labels) or none."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a classifier in --out."),
     quiet: bool = QuietOpt,
 ) -> None:
