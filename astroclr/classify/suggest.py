@@ -5,9 +5,9 @@ type) and the rare classes arrive last. Two regimes, both in representation spac
 ``embeddings.fits``, centred and on the unit sphere, the geometry ``astroclr similar`` uses):
 
 * **cold** (no labels yet): the galaxy nearest each centre of a k-means into ``n`` clusters,
-  weighted by local density (the inverse mean distance to the ``DENSITY_K`` nearest
-  neighbours). k-means alone gives a far outlier a cluster of its own once ``n`` is large;
-  weighting by density keeps the budget on the populated regions, and one pick per cluster
+  weighted by local density (a Gaussian kernel over the ``DENSITY_K`` nearest neighbours).
+  k-means alone gives far outliers clusters of their own once ``n`` is large; weighting by
+  density keeps the budget on the populated regions, and one pick per cluster
   keeps the picks apart. The score is the share of the (density-weighted) sample its cluster
   holds.
 * **warm** (a labels file of the galaxies labelled so far): the evaluators' linear probe
@@ -59,19 +59,20 @@ def unit(reps: np.ndarray) -> np.ndarray:
 
 
 def density(x: np.ndarray, k: int = DENSITY_K) -> np.ndarray:
-    """Local density of each row of ``x``: the inverse mean distance to its ``k`` nearest
-    neighbours, scaled to mean 1 (clipped at its 99th percentile so exact duplicates do not
-    swamp it)."""
+    """Local density of each row of ``x``, scaled to mean 1: a Gaussian kernel over its ``k``
+    nearest neighbours, of the width of a typical galaxy's ``k``-th neighbour distance. A
+    galaxy far from all others (several widths) weighs next to nothing; inverse distances
+    would still give it a third of a typical weight in 64 dimensions."""
     from sklearn.neighbors import NearestNeighbors
 
     k = min(k, len(x) - 1)
     if k < 1:
         return np.ones(len(x))
     dist, _ = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x)
-    d = np.maximum(dist[:, 1:].mean(axis=1), 1e-9)
-    w = 1.0 / d
-    w = np.minimum(w, np.percentile(w, 99))
-    return w / w.mean()
+    width = max(float(np.median(dist[:, -1])), 1e-9)
+    w = np.exp(-(dist[:, 1:] / width) ** 2).mean(axis=1)
+    w = np.maximum(w / w.mean(), 1e-6)  # k-means needs positive weights
+    return w
 
 
 def _sample(rows: np.ndarray, seed: int, limit: int = FIT_MAX) -> np.ndarray:
@@ -92,7 +93,7 @@ def centre_picks(x: np.ndarray, n: int, weights: np.ndarray, seed: int
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # fewer distinct points than n
-        km = KMeans(n_clusters=n, init="k-means++", n_init=1, random_state=seed)
+        km = KMeans(n_clusters=n, init="k-means++", n_init=3, random_state=seed)
         assign = km.fit_predict(x, sample_weight=weights)
     picks, share = [], []
     dist = ((x - km.cluster_centers_[assign]) ** 2).sum(axis=1)
