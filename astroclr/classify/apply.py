@@ -215,10 +215,12 @@ def finetune_run(run_dir: str | Path, out: str | Path, dataset: str | None = Non
                  sets: Sequence[str] = (), label_column: str | None = None,
                  labels: int | None = None, seed: int = 0, mode: str = "finetune",
                  overwrite: bool = False, progress: bool = False,
-                 device: str | None = None, **recipe: Any) -> "Classifier":
+                 device: str | None = None, labels_file: str | Path | None = None,
+                 **recipe: Any) -> "Classifier":
     """Train a classifier from a run's encoder and the labelled galaxies of a dataset (default:
-    the run's own), on ``labels`` of them (stratified, seeded; default all), and write its
-    directory. ``recipe`` overrides :class:`~astroclr.classify.recipe.Recipe` fields."""
+    the run's own), on ``labels`` of them (stratified, seeded; default all) or on exactly the
+    galaxies of ``labels_file`` (:mod:`astroclr.classify.labels`), and write its directory.
+    ``recipe`` overrides :class:`~astroclr.classify.recipe.Recipe` fields."""
     import torch
 
     from astroclr.classify.classifier import (
@@ -255,10 +257,19 @@ def finetune_run(run_dir: str | Path, out: str | Path, dataset: str | None = Non
     column = label_column or base.run.label_column
     galaxies = load_matching(cfg, state["bands"], state["image_size"], state["preprocessing"],
                              f"run {existing.dir}")
-    if column not in galaxies.catalog.colnames:
+    label_names = galaxies.label_names if column == "label" else None
+    if labels_file is not None:  # exactly the file's galaxies, the others unlabelled (-1)
+        from astroclr.classify.labels import labels_from_file
+
+        if labels is not None:
+            raise AstroclrError("--labels and --labels-file: give one (the file says which "
+                                "galaxies to train on)")
+        all_labels, label_names = labels_from_file(labels_file, galaxies, column, label_column)
+    elif column not in galaxies.catalog.colnames:
         raise AstroclrError(f"--label-column {column!r}: dataset {cfg.run.dataset!r} has no such "
                             f"column; columns: {', '.join(galaxies.catalog.colnames)}")
-    all_labels = galaxies.labels(column)
+    else:
+        all_labels = galaxies.labels(column)
     labelled = np.flatnonzero(all_labels >= 0)
     classes = np.unique(all_labels[labelled])
     if len(classes) < 2:
@@ -297,7 +308,7 @@ def finetune_run(run_dir: str | Path, out: str | Path, dataset: str | None = Non
                            y_of(val_rows), len(classes), spec, augment=augment, seed=seed,
                            device=device, n_labels=n, progress=progress,
                            unlabelled_rows=unlabelled, survey=galaxies.survey)
-    names = class_names_of(classes, galaxies.label_names if column == "label" else None)
+    names = class_names_of(classes, label_names)
     info = ClassifierInfo(
         classes=[int(c) for c in classes], class_names=names, bands=list(state["bands"]),
         image_size=int(state["image_size"]), preprocessing=dict(state["preprocessing"]),

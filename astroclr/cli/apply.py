@@ -67,10 +67,15 @@ def finetune_cmd(
              "docs/classify.md) (repeatable)."),
     label_column: Optional[str] = typer.Option(None, "--label-column",
                                                help="Catalogue column of integer labels, -1 "
-                                                    "unlabelled (default: the run's)."),
+                                                    "unlabelled (default: the run's); with "
+                                                    "--labels-file, the file's column too."),
     labels: Optional[int] = typer.Option(None, "--labels", min=1,
                                          help="Train on N labelled galaxies, stratified and "
                                               "seeded (default: all)."),
+    labels_file: Optional[Path] = typer.Option(
+        None, "--labels-file", help="Train on exactly the galaxies of this CSV or FITS file: "
+        "an id column and a label column (--label-column, else label) of class names or "
+        "integers."),
     seed: int = typer.Option(0, help="Seed of the choice of labels, the split and training."),
     mode: str = typer.Option("finetune", help="finetune (encoder + head, end to end) or probe "
                              "(a linear head on the frozen representation)."),
@@ -93,6 +98,7 @@ def finetune_cmd(
 
     clf = finetune_run(run_dir, out, dataset, sets or (), label_column, labels, seed, mode,
                        overwrite, progress=not quiet, augment=augment,
+                       labels_file=labels_file,
                        **{k: v for k, v in (("init", init), ("unlabelled", unlabelled))
                           if v is not None})
     val = clf.metrics.get("validation") or {}

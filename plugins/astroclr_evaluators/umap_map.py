@@ -2,10 +2,15 @@
 
 Hovering over a point shows the galaxy's cutout, id and label; clicking lists its nearest
 neighbours in representation space (cosine distance, as ``astroclr similar``) with their
-cutouts, and rings them on the map. Everything is inline: the points, ids and neighbours as
-base64 typed arrays and JSON, the cutouts as JPEG sprite sheets (64 x 64 thumbnails per
-sheet), the drawing code as plain JavaScript on a canvas (the page is ``umap_map.html``
-beside this module). The report embeds the file in an ``<iframe srcdoc>``.
+cutouts, and rings them on the map. A box or a lasso (shift adds to it) selects galaxies, and
+"download CSV" saves their ids under the header ``id``: a list to label, which comes back as
+``astroclr finetune --labels-file`` / ``astroclr suggest --labels-file`` once a label column
+is added (tests/test_map_select.py draws both in headless Chromium).
+
+Everything is inline: the points, ids and neighbours as base64 typed arrays and JSON, the
+cutouts as JPEG sprite sheets (64 x 64 thumbnails per sheet), the drawing code as plain
+JavaScript on a canvas (the page is ``umap_map.html`` beside this module). The report embeds
+the file in an ``<iframe srcdoc>``.
 
 Measured for 20,000 galaxies (the umap evaluator's default ``max_points``) on the shared
 2-core machine: 5.7 MB with 24 px thumbnails at JPEG quality 70 (13 MB at 32 px, quality 85),
