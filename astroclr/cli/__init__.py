@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 from typing import Any, List, Optional
 
+import typer
+
 from astroclr.cli.common import app, err
 
 #: the modules that add the core commands, in the order ``astroclr --help`` lists them
@@ -62,6 +64,33 @@ def _add_plugin_commands() -> None:
 
 def main(argv: Optional[List[str]] = None) -> Any:
     """Entry point of the ``astroclr`` script."""
+    from astroclr.cli import common
+
     load_commands()
     _add_plugin_commands()
-    return app(args=argv if argv is not None else sys.argv[1:], prog_name="astroclr")
+    args = list(argv if argv is not None else sys.argv[1:])
+    common.ARGV = args
+    usage_error, no_args = _usage_errors()
+    try:
+        rv = app(args=args, prog_name="astroclr", standalone_mode=False)
+    except no_args as exc:
+        print(exc.format_message(), file=sys.stderr)
+        raise SystemExit(2) from None
+    except usage_error as exc:  # -k 0, a missing option: one line, exit 2
+        err(common.usage_error_line(exc))
+        raise SystemExit(2) from None
+    except typer.Abort:
+        err("interrupted")
+        raise SystemExit(130) from None
+    if isinstance(rv, int) and not isinstance(rv, bool) and rv:  # an Exit's code
+        raise SystemExit(rv)
+    return rv
+
+
+def _usage_errors() -> tuple[type, type]:
+    """Click's UsageError and NoArgsIsHelpError (Typer ships its own Click since 0.2x)."""
+    try:
+        from typer._click import exceptions
+    except ImportError:  # an older Typer on the real Click
+        from click import exceptions
+    return exceptions.UsageError, exceptions.NoArgsIsHelpError

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from typing import Any, Callable
+import signal
+import threading
+from typing import Any, Callable, Iterator
 
 import typer
 
@@ -34,19 +37,69 @@ def err(message: str) -> None:
     Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
 
 
-def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Report user errors as one line and exit 2, instead of a traceback."""
+#: the arguments of this process's command line (set by ``main``), to say how to continue it
+ARGV: list[str] | None = None
+
+
+class Signalled(BaseException):
+    """Raised by the signal handler of a long command: a BaseException, so that no
+    ``except Exception`` on the way (Lightning's, ours) turns it into another error."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = int(signum)
+
+
+def _continue_hint() -> str:
+    import shlex
+
+    if ARGV is None:
+        return "run the same command again to continue"
+    return "continue with: astroclr " + shlex.join(ARGV)
+
+
+@contextlib.contextmanager
+def _signals_raise(enabled: bool) -> Iterator[None]:
+    """SIGINT/SIGTERM raise :class:`Signalled` in the main thread for the block. Without this,
+    Lightning turns a Ctrl-C inside ``predict``/``fit`` into ``exit(1)`` with no word."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, frame: Any) -> None:
+        raise Signalled(signum)
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def friendly(fn: Callable[..., Any] | None = None, *,
+             interruptible: bool = False) -> Callable[..., Any]:
+    """Report user errors as one line and exit 2, instead of a traceback.
+
+    ``interruptible``: a long command that SIGINT/SIGTERM stop with exit 130/143 and a line
+    saying how to continue (the same command: embed and predict resume their parts)."""
+    if fn is None:
+        return functools.partial(friendly, interruptible=interruptible)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from astroclr.plugin.specs import AstroclrError
 
         try:
-            return fn(*args, **kwargs)
+            with _signals_raise(interruptible):
+                return fn(*args, **kwargs)
         except AstroclrError as exc:
             err(str(exc))
             # 2 for a user error; an interrupted run says its own (130 for SIGINT, 143 for SIGTERM)
             raise typer.Exit(getattr(exc, "exit_code", 2)) from None
+        except Signalled as exc:
+            err(f"stopped by {signal.Signals(exc.signum).name}; {_continue_hint()}")
+            raise typer.Exit(128 + exc.signum) from None
         except KeyboardInterrupt:
             err("interrupted; a run can be continued with astroclr run --resume RUN_DIR")
             raise typer.Exit(130) from None
@@ -54,3 +107,10 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def usage_error_line(exc: Any) -> str:
+    """A command-line usage error (Typer/Click) as one line: the command, what is wrong, and
+    where the help is, instead of Typer's boxed panel."""
+    ctx = getattr(exc, "ctx", None)
+    path = ctx.command_path if ctx is not None else "astroclr"
+    message = " ".join(str(exc.format_message()).split())
+    return f"{path}: {message} (see {path} --help)"

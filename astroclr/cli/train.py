@@ -70,7 +70,7 @@ def run_cmd(
 
 
 @app.command("evaluate")
-@friendly
+@friendly(interruptible=True)
 def evaluate_cmd(
     run_dir: Path = typer.Argument(..., help="A run directory."),
     evaluator: Optional[List[str]] = typer.Option(None, "--evaluator", "-e",
