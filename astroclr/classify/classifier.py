@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Mapping, Sequence
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from astroclr.files import atomic_path, read_json, write_json
 from astroclr.plugin.specs import AstroclrError
@@ -70,6 +71,45 @@ class ClassifierInfo:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
+class ClassifierDoc(BaseModel):
+    """The schema of ``classifier.json`` (strict types; more fields allowed)."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+    format: Literal["astroclr-classifier"]
+    classes: list[int] = Field(min_length=2)
+    class_names: list[str] = Field(min_length=2)
+    bands: list[str] = Field(min_length=1)
+    image_size: int = Field(gt=0)
+    preprocessing: dict[str, Any]
+    backbone: str = Field(min_length=1)
+    backbone_params: dict[str, Any]
+    representation_dim: int = Field(gt=0)
+    label_column: str = "label"
+    mode: Literal["finetune", "probe"] = "finetune"
+    recipe: dict[str, Any] = {}
+    run: str = ""
+    dataset: str = ""
+    dataset_params: dict[str, Any] = {}
+    n_train: int = Field(default=0, ge=0)
+    n_val: int = Field(default=0, ge=0)
+
+    @field_validator("preprocessing")
+    @classmethod
+    def _preprocessing(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from astroclr.session.state import check_preprocessing
+
+        return check_preprocessing(value)
+
+    @model_validator(mode="after")
+    def _names_match(self) -> "ClassifierDoc":
+        if len(self.class_names) != len(self.classes):
+            raise ValueError(f"class_names has {len(self.class_names)} names for "
+                             f"{len(self.classes)} classes")
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError("classes holds a label value twice")
+        return self
+
+
 def write_classifier(out: str | Path, net: "torch.nn.Module", info: ClassifierInfo,
                      metrics: Mapping[str, Any]) -> Path:
     """Write a classifier directory (weights, metrics, then classifier.json)."""
@@ -91,12 +131,9 @@ def read_info(path: str | Path) -> ClassifierInfo:
     if not meta.is_file():
         raise AstroclrError(f"{path} is not an astroclr classifier directory (no {META}); make "
                             f"one with astroclr finetune RUN --out {path}")
-    try:
-        doc = read_json(meta, None)
-    except Exception as exc:
-        raise AstroclrError(f"{meta} is unreadable: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise AstroclrError(f"{meta} is not an {FORMAT} file")
+    from astroclr.schema import read_document
+
+    _, doc = read_document(ClassifierDoc, meta)
     return ClassifierInfo.from_dict(doc)
 
 
@@ -174,6 +211,8 @@ def load_classifier(path: str | Path, device: str | None = None) -> Classifier:
     """Load a classifier directory written by ``astroclr finetune``."""
     import torch
 
+    from astroclr.session.state import check_finite_weights
+
     path = Path(path)
     info = read_info(path)
     weights_file = path / WEIGHTS
@@ -183,6 +222,7 @@ def load_classifier(path: str | Path, device: str | None = None) -> Classifier:
         weights = torch.load(weights_file, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise AstroclrError(f"{weights_file} is corrupt: {type(exc).__name__}") from None
+    check_finite_weights(weights, weights_file)
     net = build_net(info)
     try:
         net.load_state_dict(weights)
@@ -191,6 +231,18 @@ def load_classifier(path: str | Path, device: str | None = None) -> Classifier:
                             f"({info.backbone}): {' '.join(str(exc).split())[:200]}") from None
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return Classifier(net, info, device, path=path)
+
+
+def check_trained_weights(net: Any) -> None:
+    """A one-line error, before anything is written, when training left NaN/inf weights."""
+    import torch
+
+    bad = [n for n, t in net.state_dict().items()
+           if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise AstroclrError(f"fine-tuning diverged: {len(bad)} weight tensors hold NaN or inf "
+                            f"(first {bad[0]}); nothing was written; lower recipe.lr / "
+                            f"recipe.encoder_lr")
 
 
 def class_names_of(classes: Sequence[int], label_names: Sequence[str] | None) -> list[str]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
@@ -27,6 +28,9 @@ import numpy as np
 
 from astroclr.files import atomic_path, atomic_write, check_writable, read_json, write_json
 from astroclr.plugin.specs import AstroclrError
+from astroclr.session.state import RunState, check_finite_weights
+
+__all__ = ["RunDir", "RunState", "Run", "open_run", "read_embeddings_table", "safe_name"]
 
 if TYPE_CHECKING:
     import torch
@@ -178,14 +182,17 @@ class RunDir:
             shutil.rmtree(self.path / name, ignore_errors=True)
 
     def read_state(self) -> dict[str, Any]:
-        try:
-            import json
+        """``run.json`` as written, checked against :class:`RunState` (a one-line error naming
+        the field that deviates)."""
+        return self.run_state()[1]
 
-            return json.loads(self.state.read_text())
-        except FileNotFoundError:
-            raise AstroclrError(f"{self.path} has no {self.STATE}") from None
-        except ValueError as exc:
-            raise AstroclrError(f"{self.state} is corrupt: {exc}") from None
+    def run_state(self) -> "tuple[RunState, dict[str, Any]]":
+        """``run.json`` as a typed :class:`RunState` and as the dict written."""
+        from astroclr.schema import read_document
+
+        if not self.state.is_file():
+            raise AstroclrError(f"{self.path} has no {self.STATE}")
+        return read_document(RunState, self.state)
 
     def write_state(self, state: Mapping[str, Any]) -> None:
         write_json(self.state, state)
@@ -226,9 +233,10 @@ class RunDir:
             raise AstroclrError(f"run {self.path} has no trained model ({self.MODEL}); training "
                                 f"did not finish: resume it with astroclr run --resume {self.path}")
         try:  # tensors only: a checkpoint never unpickles code
-            return torch.load(self.model, map_location="cpu", weights_only=True)
+            weights = torch.load(self.model, map_location="cpu", weights_only=True)
         except Exception as exc:
             raise AstroclrError(f"{self.model} is corrupt: {type(exc).__name__}") from None
+        return check_finite_weights(weights, self.model)
 
     # -- embeddings ----------------------------------------------------------------------------
     def write_embeddings(self, galaxies: "Galaxies", representations: np.ndarray) -> Path:
@@ -280,10 +288,22 @@ def read_embeddings_table(path: str | Path) -> "Table":
     if not path.is_file():
         raise AstroclrError(f"{path} does not exist: train a run (astroclr run) or embed a "
                             f"catalogue (astroclr embed) first")
+    from astroclr.files import PARQUET_SUFFIXES, read_parquet
+
     try:
-        table = Table.read(path)
+        if path.suffix.lower() in PARQUET_SUFFIXES:  # pyarrow alone (astropy's needs pandas)
+            table = read_parquet(path)
+        else:
+            with warnings.catch_warnings():  # astropy's unit warnings: the columns are checked
+                warnings.simplefilter("ignore")
+                table = Table.read(path)
+    except AstroclrError:
+        raise
     except Exception as exc:  # a truncated or foreign file: say which, not a FITS traceback
-        raise AstroclrError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
+        # the first line only: astropy appends a 50-line table of formats to "unknown format"
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise AstroclrError(f"cannot read {path} as an embeddings table (FITS or Parquet): "
+                            f"{type(exc).__name__}: {first}") from None
     for col in ("id", "representation"):
         if col not in table.colnames:
             raise AstroclrError(f"{path} has no {col!r} column; columns: "
