@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -86,10 +86,6 @@ def load_matching(cfg: "Config", bands: Sequence[str], image_size: int,
     return galaxies
 
 
-def _work_dir(out: Path) -> Path:
-    return out.with_name(f".{out.name}.parts")
-
-
 def _catalog(galaxies: "Galaxies", skip: Sequence[str]) -> list[tuple[str, Any]]:
     from astroclr.classify.tables import catalog_columns
 
@@ -97,17 +93,21 @@ def _catalog(galaxies: "Galaxies", skip: Sequence[str]) -> list[tuple[str, Any]]
 
 
 def embed_dataset(run_dir: str | Path, out: str | Path, dataset: str | None = None,
-                  sets: Sequence[str] = (), progress: bool = False,
-                  **devices: Any) -> Path | None:
+                  sets: Sequence[str] = (), progress: bool = False, overwrite: bool = False,
+                  report: Callable[[str], None] | None = None, **devices: Any) -> Path | None:
     """Embed a dataset with a run's encoder into a table: ``id``, the catalogue's columns and
     ``representation``. Resumable; on several processes each writes a shard and the first
-    merges them and writes the table (the others return None)."""
+    merges them and writes the table (the others return None). Galaxies whose representation
+    is not finite (NaN or inf pixels) are left out, counted in the table's ``NSKIPPED`` and
+    said through ``report``."""
     from astroclr.classify.infer import infer, remove_work
     from astroclr.classify.shift import anomaly_against_run
-    from astroclr.classify.tables import table_format, write_table
+    from astroclr.classify.tables import check_table_out, table_format, write_finite
     from astroclr.evaluate.embed import model_fingerprint
+    from astroclr.output import output_work
     from astroclr.session.rundir import open_run
     from astroclr.session.trained import load
+    from astroclr.train.launch import launched_rank
 
     out = Path(out)
     table_format(out)
@@ -116,23 +116,24 @@ def embed_dataset(run_dir: str | Path, out: str | Path, dataset: str | None = No
     base = cfgmod.resolve(existing.config, _registry())
     cfg = dataset_config(base.run.dataset, base.dataset, dataset, sets, devices,
                          _device_table(base))
+    check_table_out(out, cfg, [existing.dir], overwrite)
     model = load(run_dir, device="cpu")
-    galaxies = load_matching(cfg, state["bands"], state["image_size"], state["preprocessing"],
-                             f"run {existing.dir}")
-    work = _work_dir(out)
-    reps = infer(model.encoder, galaxies.images, galaxies.ids, work, cfg.train,
-                 cfg.train.embed_batch_size, fingerprint=model_fingerprint(model.encoder),
-                 progress=progress)
-    if reps is None:
-        return None
-    meta = {"BANDS": ",".join(galaxies.bands), "SURVEY": galaxies.survey.name,
-            "RUN": str(Path(run_dir).resolve())}
-    anomaly = anomaly_against_run(existing.rundir, reps, galaxies.images, meta, progress)
-    columns = [("id", galaxies.catalog["id"]),
-               *_catalog(galaxies, ("id", "representation", "anomaly_score")),
-               ("representation", reps), *([("anomaly_score", anomaly)] if anomaly is not None
-                                           else [])]
-    write_table(out, len(galaxies), columns, meta)
+    with output_work(out, "embed", enabled=launched_rank() == 0) as work:
+        galaxies = load_matching(cfg, state["bands"], state["image_size"],
+                                 state["preprocessing"], f"run {existing.dir}")
+        reps = infer(model.encoder, galaxies.images, galaxies.ids, work, cfg.train,
+                     cfg.train.embed_batch_size, fingerprint=model_fingerprint(model.encoder),
+                     progress=progress)
+        if reps is None:
+            return None
+        meta = {"BANDS": ",".join(galaxies.bands), "SURVEY": galaxies.survey.name,
+                "RUN": str(Path(run_dir).resolve())}
+        anomaly = anomaly_against_run(existing.rundir, reps, galaxies.images, meta, progress)
+        columns = [("id", galaxies.catalog["id"]),
+                   *_catalog(galaxies, ("id", "representation", "anomaly_score")),
+                   ("representation", reps),
+                   *([("anomaly_score", anomaly)] if anomaly is not None else [])]
+        write_finite(out, galaxies, reps, columns, meta, report)
     remove_work(work)
     return out
 
@@ -163,50 +164,54 @@ def probability_columns(class_names: Sequence[str]) -> list[str]:
 
 
 def predict_dataset(classifier: str | Path, out: str | Path, dataset: str | None = None,
-                    sets: Sequence[str] = (), progress: bool = False,
+                    sets: Sequence[str] = (), progress: bool = False, overwrite: bool = False,
+                    report: Callable[[str], None] | None = None,
                     **devices: Any) -> Path | None:
     """Apply a classifier directory to a dataset: a table of ``id``, ``pred_label``,
     ``pred_class``, ``prob_<class>`` per class and the catalogue's columns; streamed, resumable,
-    sharded like :func:`embed_dataset`."""
+    sharded like :func:`embed_dataset` (and, like it, leaving out non-finite galaxies)."""
     import torch
 
     from astroclr.classify.classifier import load_classifier
     from astroclr.classify.infer import infer, remove_work
     from astroclr.classify.shift import anomaly_of_classifier
-    from astroclr.classify.tables import table_format, write_table
+    from astroclr.classify.tables import check_table_out, table_format, write_finite
     from astroclr.evaluate.embed import model_fingerprint
+    from astroclr.output import output_work
+    from astroclr.train.launch import launched_rank
 
     out = Path(out)
     table_format(out)
     clf = load_classifier(classifier, device="cpu")
     info = clf.info
     cfg = dataset_config(info.dataset, info.dataset_params, dataset, sets, devices)
-    galaxies = load_matching(cfg, info.bands, info.image_size, info.preprocessing,
-                             f"classifier {classifier}")
-    work = _work_dir(out)
-    proba = infer(clf.net, galaxies.images, galaxies.ids, work, cfg.train,
-                  cfg.train.embed_batch_size, fingerprint=model_fingerprint(clf.net),
-                  transform=lambda logits: torch.softmax(logits.float(), dim=1),
-                  progress=progress)
-    if proba is None:
-        return None
-    classes = np.asarray(info.classes, dtype=np.int64)
-    names = np.asarray(info.class_names, dtype=str)
-    prob_cols = probability_columns(info.class_names)
-    meta = {"BANDS": ",".join(galaxies.bands), "SURVEY": galaxies.survey.name,
-            "CLASSES": ",".join(info.class_names)}
-    anomaly = anomaly_of_classifier(info.run, galaxies, meta, progress)
-    taken = {"id", "pred_label", "pred_class", *prob_cols, "anomaly_score"}
-    columns: list[tuple[str, Any]] = [
-        ("id", galaxies.catalog["id"]),
-        ("pred_label", lambda a, b: classes[np.argmax(proba[a:b], axis=1)]),
-        ("pred_class", lambda a, b: names[np.argmax(proba[a:b], axis=1)]),
-        *[(col, (lambda k: lambda a, b: np.asarray(proba[a:b, k]))(k))
-          for k, col in enumerate(prob_cols)],
-        *([("anomaly_score", anomaly)] if anomaly is not None else []),
-        *_catalog(galaxies, tuple(taken)),
-    ]
-    write_table(out, len(galaxies), columns, meta)
+    check_table_out(out, cfg, [Path(classifier)], overwrite)
+    with output_work(out, "predict", enabled=launched_rank() == 0) as work:
+        galaxies = load_matching(cfg, info.bands, info.image_size, info.preprocessing,
+                                 f"classifier {classifier}")
+        proba = infer(clf.net, galaxies.images, galaxies.ids, work, cfg.train,
+                      cfg.train.embed_batch_size, fingerprint=model_fingerprint(clf.net),
+                      transform=lambda logits: torch.softmax(logits.float(), dim=1),
+                      progress=progress)
+        if proba is None:
+            return None
+        classes = np.asarray(info.classes, dtype=np.int64)
+        names = np.asarray(info.class_names, dtype=str)
+        prob_cols = probability_columns(info.class_names)
+        meta = {"BANDS": ",".join(galaxies.bands), "SURVEY": galaxies.survey.name,
+                "CLASSES": ",".join(info.class_names)}
+        anomaly = anomaly_of_classifier(info.run, galaxies, meta, progress)
+        taken = {"id", "pred_label", "pred_class", *prob_cols, "anomaly_score"}
+        columns: list[tuple[str, Any]] = [
+            ("id", galaxies.catalog["id"]),
+            ("pred_label", lambda a, b: classes[np.argmax(proba[a:b], axis=1)]),
+            ("pred_class", lambda a, b: names[np.argmax(proba[a:b], axis=1)]),
+            *[(col, (lambda k: lambda a, b: np.asarray(proba[a:b, k]))(k))
+              for k, col in enumerate(prob_cols)],
+            *([("anomaly_score", anomaly)] if anomaly is not None else []),
+            *_catalog(galaxies, tuple(taken)),
+        ]
+        write_finite(out, galaxies, proba, columns, meta, report)
     remove_work(work)
     return out
 
@@ -225,6 +230,7 @@ def finetune_run(run_dir: str | Path, out: str | Path, dataset: str | None = Non
 
     from astroclr.classify.classifier import (
         ClassifierInfo,
+        check_trained_weights,
         class_names_of,
         classifier_net,
         load_classifier,
@@ -240,6 +246,7 @@ def finetune_run(run_dir: str | Path, out: str | Path, dataset: str | None = Non
     )
     from astroclr.classify.recipe import Recipe
     from astroclr.classify.semisup import unlabelled_rows
+    from astroclr.classify.tables import finite_images
     from astroclr.data.augment import pipeline_from_config
     from astroclr.session.build import build_backbone
     from astroclr.session.rundir import open_run
@@ -253,7 +260,12 @@ def finetune_run(run_dir: str | Path, out: str | Path, dataset: str | None = Non
     state = existing.state
     registry = _registry()
     base = cfgmod.resolve(existing.config, registry)
+    _refuse_train_sets(sets)
     cfg = dataset_config(base.run.dataset, base.dataset, dataset, sets)
+    from astroclr.output import check_output
+
+    check_output(out, "--out", inputs=list(cfg.dataset.values()), reads=[existing.dir],
+                 is_dir=True)
     column = label_column or base.run.label_column
     galaxies = load_matching(cfg, state["bands"], state["image_size"], state["preprocessing"],
                              f"run {existing.dir}")
@@ -271,6 +283,7 @@ def finetune_run(run_dir: str | Path, out: str | Path, dataset: str | None = Non
     else:
         all_labels = galaxies.labels(column)
     labelled = np.flatnonzero(all_labels >= 0)
+    labelled, nonfinite = finite_images(galaxies.images, labelled)  # NaN/inf: left out
     classes = np.unique(all_labels[labelled])
     if len(classes) < 2:
         found = ", ".join(map(str, classes)) or "none (every galaxy is -1, unlabelled)"
@@ -304,10 +317,13 @@ def finetune_run(run_dir: str | Path, out: str | Path, dataset: str | None = Non
     net = classifier_net(encoder, len(classes))
     # every galaxy but the chosen labelled ones (labelled or not: their labels are not read)
     unlabelled = unlabelled_rows(len(galaxies), chosen) if spec.semi_supervised else None
+    if unlabelled is not None:  # NaN/inf galaxies would poison the unlabelled term too
+        unlabelled = finite_images(galaxies.images, unlabelled)[0]
     log = train_classifier(net, galaxies.images, train_rows, y_of(train_rows), val_rows,
                            y_of(val_rows), len(classes), spec, augment=augment, seed=seed,
                            device=device, n_labels=n, progress=progress,
                            unlabelled_rows=unlabelled, survey=galaxies.survey)
+    check_trained_weights(net)
     names = class_names_of(classes, label_names)
     info = ClassifierInfo(
         classes=[int(c) for c in classes], class_names=names, bands=list(state["bands"]),
@@ -324,9 +340,18 @@ def finetune_run(run_dir: str | Path, out: str | Path, dataset: str | None = Non
     # which galaxies it learnt from: a test of the classifier must leave them out
     metrics = {"validation": log.get("validation"), "labels": n, "class_counts": counts,
                **{k: v for k, v in log.items() if k != "validation"},
-               "train_ids": ids[train_rows].tolist(), "val_ids": ids[val_rows].tolist()}
+               "train_ids": ids[train_rows].tolist(), "val_ids": ids[val_rows].tolist(),
+               "skipped_nonfinite": nonfinite}
     write_classifier(out, net.cpu(), info, metrics)
     return load_classifier(out, device=device)
+
+
+def _refuse_train_sets(sets: Sequence[str]) -> None:
+    """finetune trains on the run's device with its recipe: a train.* key would be dropped."""
+    for assignment in sets:
+        if "train" in cfgmod.parse_set(assignment):
+            raise AstroclrError(f"--set {assignment!r}: train.* keys do not apply to finetune "
+                                f"(it trains with the recipe: --set recipe.KEY=VALUE)")
 
 
 def split_recipe_sets(sets: Sequence[str]) -> tuple[list[str], dict[str, Any]]:

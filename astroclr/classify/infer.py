@@ -9,7 +9,8 @@ the output) and records, every few batches and after flushing, how many batches 
 
 - memory stays bounded by a batch (nothing is collected: ``return_predictions=False``);
 - an interrupted run resumes: each process skips the batches its shard already holds, as long
-  as the model, the galaxies (ids) and the number of processes are the same;
+  as the model, the galaxies (ids and a sample of their pixels) and the number of processes
+  are the same;
 - once all processes are done, the first merges the shards by row (each galaxy's id is its
   row's), checking that every galaxy is present exactly once, into one ``(N, D)`` memory map.
 """
@@ -178,6 +179,21 @@ def ids_digest(ids: np.ndarray) -> str:
     return h.hexdigest()
 
 
+#: rows of the images hashed into a resume key (evenly spaced, the first and last included)
+PIXEL_SAMPLE_ROWS = 1024
+
+
+def pixels_digest(images: np.ndarray, rows: int = PIXEL_SAMPLE_ROWS) -> str:
+    """SHA-1 of the images' shape, dtype and the pixels of up to ``rows`` evenly spaced
+    galaxies: another dataset with the same ids (another band set, another preparation) never
+    resumes this one's parts, for the cost of reading ``rows`` images, not all of them."""
+    h = hashlib.sha1(f"{tuple(images.shape)} {images.dtype}".encode())
+    n = len(images)
+    for i in np.unique(np.linspace(0, n - 1, min(n, rows)).astype(np.int64)) if n else ():
+        h.update(np.ascontiguousarray(images[int(i)]).tobytes())
+    return h.hexdigest()
+
+
 def output_dim(module: torch.nn.Module, images: np.ndarray,
                transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> int:
     x = torch.from_numpy(np.array(images[:1], dtype=np.float32))
@@ -223,11 +239,12 @@ def infer(module: torch.nn.Module, images: np.ndarray, ids: np.ndarray, work: st
     n = len(images)
     dim = output_dim(module, images, transform)
     key = {"n": n, "dim": dim, "model": fingerprint, "ids": ids_digest(ids),
-           "batch_size": int(batch_size)}
+           "pixels": pixels_digest(images), "batch_size": int(batch_size)}
     merged = work / "merged.npy"
     merged_key = work / "merged.json"
     if merged.is_file() and read_json(merged_key, {}).get("key") == key:
         return np.load(merged, mmap_mode="r") if launched_rank() == 0 else None
+    _check_world(n, batch_size, _requested_world(train))
     placeholder = ShardBatches(n, batch_size)
     writer_box: dict[str, ShardWriter] = {}
 
@@ -236,6 +253,7 @@ def infer(module: torch.nn.Module, images: np.ndarray, ids: np.ndarray, work: st
 
         def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
             rank, world = int(trainer.global_rank), int(trainer.world_size)
+            _check_world(n, batch_size, world)  # devices=auto/-1: known only now
             shard_key = {**key, "world": world}
             start = Shard(work, rank, world).done(shard_key)
             placeholder.rank, placeholder.world, placeholder.start = rank, world, start
@@ -262,6 +280,23 @@ def infer(module: torch.nn.Module, images: np.ndarray, ids: np.ndarray, work: st
     out = merge_shards(work, n, dim, world, {**key, "world": world})
     write_json(merged_key, {"key": key})
     return out
+
+
+def _requested_world(train: "TrainOptions") -> int | None:
+    """The number of processes ``train`` asks for, when it says (not for devices=auto/-1)."""
+    spec = train.device_spec
+    count = len(spec) if isinstance(spec, list) else spec if isinstance(spec, int) else None
+    return count * max(1, int(train.num_nodes)) if count and count > 0 else None
+
+
+def _check_world(n: int, batch_size: int, world: int | None) -> None:
+    """Every process needs a batch: a one-line error, before any work, when there are fewer."""
+    batches = -(-n // max(1, int(batch_size)))
+    if world is not None and world > batches:
+        raise AstroclrError(f"{n} galaxies make {batches} batch{'es' if batches > 1 else ''} "
+                            f"of {batch_size} but {world} processes were asked for (--devices "
+                            f"x --num-nodes); use at most {batches}, or a smaller "
+                            f"train.embed_batch_size")
 
 
 def merge_shards(work: Path, n: int, dim: int, world: int, key: dict) -> np.ndarray:

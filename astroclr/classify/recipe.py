@@ -66,6 +66,20 @@ class Recipe:
         for name in ("epochs", "batch_size", "eval_every", "unlabelled_batch"):
             if getattr(self, name) < 1:
                 raise AstroclrError(f"recipe {name} must be >= 1, got {getattr(self, name)}")
+        # A NaN or negative rate trains "successfully" into NaN weights: refused before work.
+        for name, low, closed in (("lr", 0.0, False), ("encoder_lr", 0.0, False),
+                                  ("layer_decay", 0.0, False), ("weight_decay", 0.0, True),
+                                  ("warmup_fraction", 0.0, True)):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < low or (value == low and not closed):
+                raise AstroclrError(f"recipe {name} must be a finite number "
+                                    f"{'>=' if closed else '>'} {low:g}, got {value}")
+        if self.warmup_fraction > 1.0:
+            raise AstroclrError(f"recipe warmup_fraction must be in [0, 1], got "
+                                f"{self.warmup_fraction}")
+        for name in ("min_steps", "patience"):
+            if getattr(self, name) < 0:
+                raise AstroclrError(f"recipe {name} must be >= 0, got {getattr(self, name)}")
 
     @property
     def semi_supervised(self) -> bool:

@@ -18,13 +18,12 @@ from typing import Any, Callable, Mapping, Sequence, Union
 
 import numpy as np
 
-from astroclr.files import atomic_path, write_fits_rows
+from astroclr.files import PARQUET_SUFFIXES, atomic_path, write_fits_rows
 from astroclr.plugin.specs import AstroclrError
 
 #: rows built and written at a time
 CHUNK_ROWS = 65536
 FITS_SUFFIXES = (".fits", ".fit", ".fts")
-PARQUET_SUFFIXES = (".parquet", ".pq")
 
 Column = Union[np.ndarray, Any, Callable[[int, int], np.ndarray]]
 
@@ -68,6 +67,23 @@ def _chunk(column: Column, a: int, b: int) -> np.ndarray:
     if hasattr(values, "filled"):  # a masked catalogue column: FITS and Parquet hold plain values
         values = values.filled()
     return np.asarray(values)
+
+
+def finite_rows(values: np.ndarray, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
+    """Row numbers of the (N, D) ``values`` whose numbers are all finite, read in chunks (a
+    memory map stays a memory map)."""
+    keep = [a + np.flatnonzero(np.isfinite(np.asarray(values[a:a + chunk_rows])).all(axis=1))
+            for a in range(0, len(values), chunk_rows)]
+    return np.concatenate(keep) if keep else np.empty(0, np.int64)
+
+
+def rows_of(columns: Sequence[tuple[str, Column]], rows: np.ndarray
+            ) -> list[tuple[str, Column]]:
+    """``columns`` restricted to ``rows`` (in order), still sliced chunk by chunk."""
+    def column(col: Column) -> Column:
+        return lambda a, b: _chunk(col, int(rows[a]), int(rows[b - 1]) + 1)[rows[a:b] - rows[a]]
+
+    return [(name, column(col)) for name, col in columns]
 
 
 def write_table(path: str | Path, n: int, columns: Sequence[tuple[str, Column]],
@@ -140,24 +156,52 @@ def _write_parquet(path: Path, n: int, chunk: Callable[[int, int], dict],
     return path
 
 
+def write_finite(out: Path, galaxies: Any, values: np.ndarray, columns: list,
+                  meta: Mapping[str, str], report: Callable[[str], None] | None) -> None:
+    """Write the rows of ``columns`` whose ``values`` are finite; say how many were not."""
+    keep = finite_rows(values)
+    skipped = len(galaxies) - len(keep)
+    if not len(keep):
+        raise AstroclrError(f"every one of the {len(galaxies)} galaxies gave non-finite "
+                            f"outputs (NaN or inf pixels); nothing written to {out}")
+    if skipped:
+        columns = rows_of(columns, keep)
+        lost = np.setdiff1d(np.arange(len(galaxies)), keep)[:3]
+        if report is not None:
+            report(f"skipped {skipped} of {len(galaxies)} galaxies with non-finite pixels "
+                   f"(NaN or inf), e.g. {', '.join(str(i) for i in galaxies.ids[lost])}")
+    write_table(out, len(keep), columns, {"BANDS": ",".join(galaxies.bands),
+                                          "SURVEY": galaxies.survey.name, **meta,
+                                          "NSKIPPED": str(skipped)})
+
+
+def check_table_out(out: Path, cfg: Any, reads: Sequence[Path], overwrite: bool) -> None:
+    """``--out`` of embed/predict checked before any work (see :mod:`astroclr.output`)."""
+    from astroclr.output import check_output
+
+    check_output(out, "--out", inputs=list(cfg.dataset.values()), reads=reads,
+                 overwrite=overwrite)
+
+
+def finite_images(images: np.ndarray, rows: np.ndarray, chunk: int = 4096
+                  ) -> tuple[np.ndarray, int]:
+    """``rows`` whose images hold only finite pixels, and how many were left out."""
+    keep = [r[np.isfinite(np.asarray(images[r])).reshape(len(r), -1).all(axis=1)]
+            for r in (rows[a:a + chunk] for a in range(0, len(rows), chunk))]
+    kept = np.concatenate(keep) if keep else rows[:0]
+    return kept, int(len(rows) - len(kept))
+
+
 def read_table(path: str | Path) -> Any:
     """A table written by :func:`write_table` as an astropy Table (Parquet through pyarrow, so
     pandas is not needed); byte strings decoded."""
     from astropy.table import Table
 
+    from astroclr.files import read_parquet
+
     path = Path(path)
     if table_format(path) == "parquet":
-        import pyarrow.parquet as pq
-
-        data = pq.read_table(str(path))
-        table = Table()
-        for name in data.column_names:
-            col = data.column(name)
-            values = col.to_numpy() if not hasattr(col.type, "list_size") else \
-                np.stack(col.to_pylist()).astype(np.float32)
-            table[name] = values
-        table.meta.update({k.decode(): v.decode() for k, v in (data.schema.metadata or {}).items()})
-        return table
+        return read_parquet(path)
     table = Table.read(path)
     table.convert_bytestring_to_unicode()
     return table

@@ -20,6 +20,7 @@ from astroclr.cli.common import (
 _DatasetOpt = typer.Option(None, "--dataset", "-d",
                            help="Dataset plugin (default: the run's; its [dataset] table is the "
                                 "starting point for --set dataset.*).")
+_OverwriteOpt = typer.Option(False, "--overwrite", help="Replace an existing --out file.")
 _Sets = typer.Option(None, "--set", "-s", metavar="KEY=VALUE",
                      help="Set a dataset.* or train.* key, e.g. --set dataset.input=prepared "
                           "(repeatable).")
@@ -32,7 +33,7 @@ def _devices(accelerator: Optional[str], devices: Optional[str], strategy: Optio
 
 
 @app.command("embed")
-@friendly
+@friendly(interruptible=True)
 def embed_cmd(
     run_dir: Path = typer.Argument(..., help="A run directory."),
     out: Path = typer.Option(..., "--out", "-o", help="Output table: .fits, or .parquet "
@@ -43,19 +44,21 @@ def embed_cmd(
     devices: Optional[str] = DevicesOpt,
     strategy: Optional[str] = StrategyOpt,
     num_nodes: Optional[int] = NodesOpt,
+    overwrite: bool = _OverwriteOpt,
     quiet: bool = QuietOpt,
 ) -> None:
     """Embed any dataset with a run's encoder: id, catalogue columns, representation."""
     from astroclr.classify.apply import embed_dataset
 
     written = embed_dataset(run_dir, out, dataset, sets or (), progress=not quiet,
+                            overwrite=overwrite, report=typer.echo,
                             **_devices(accelerator, devices, strategy, num_nodes))
     if written is not None:
         typer.echo(f"embeddings: {written}")
 
 
 @app.command("finetune")
-@friendly
+@friendly(interruptible=True)
 def finetune_cmd(
     run_dir: Path = typer.Argument(..., help="A run directory."),
     out: Path = typer.Option(..., "--out", "-o", help="Classifier directory to write."),
@@ -76,7 +79,8 @@ def finetune_cmd(
         None, "--labels-file", help="Train on exactly the galaxies of this CSV or FITS file: "
         "an id column and a label column (--label-column, else label) of class names or "
         "integers."),
-    seed: int = typer.Option(0, help="Seed of the choice of labels, the split and training."),
+    seed: int = typer.Option(0, min=0, max=2**32 - 1,
+                             help="Seed of the choice of labels, the split and training."),
     mode: str = typer.Option("finetune", help="finetune (encoder + head, end to end) or probe "
                              "(a linear head on the frozen representation)."),
     augment: str = typer.Option("run", help="Augmentations while fine-tuning: run (the run's "
@@ -101,6 +105,9 @@ def finetune_cmd(
                        labels_file=labels_file,
                        **{k: v for k, v in (("init", init), ("unlabelled", unlabelled))
                           if v is not None})
+    skipped = clf.metrics.get("skipped_nonfinite") or 0
+    if skipped:
+        typer.echo(f"skipped {skipped} labelled galaxies with non-finite pixels (NaN or inf)")
     val = clf.metrics.get("validation") or {}
     score = (f"; validation balanced accuracy {val['balanced_accuracy']:.3f} on {val['n']} "
              f"held-out galaxies") if val else ""
@@ -108,7 +115,7 @@ def finetune_cmd(
 
 
 @app.command("predict")
-@friendly
+@friendly(interruptible=True)
 def predict_cmd(
     classifier: Path = typer.Argument(..., help="A classifier directory (astroclr finetune)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output table: .fits, or .parquet "
@@ -120,12 +127,14 @@ def predict_cmd(
     devices: Optional[str] = DevicesOpt,
     strategy: Optional[str] = StrategyOpt,
     num_nodes: Optional[int] = NodesOpt,
+    overwrite: bool = _OverwriteOpt,
     quiet: bool = QuietOpt,
 ) -> None:
     """Classify every galaxy of a dataset: id, pred_label, pred_class, prob_<class>, catalogue."""
     from astroclr.classify.apply import predict_dataset
 
     written = predict_dataset(classifier, out, dataset, sets or (), progress=not quiet,
+                              overwrite=overwrite, report=typer.echo,
                               **_devices(accelerator, devices, strategy, num_nodes))
     if written is not None:
         typer.echo(f"predictions: {written}")
