@@ -174,3 +174,41 @@ def write_fits_rows(path: str | Path, n: int, chunk_hdu: Callable[[int, int], An
         fh.write(b"\0" * (-(n * row_bytes) % 2880))
     return Path(path)
 
+
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def read_parquet(path: str | Path) -> Any:
+    """A Parquet table as an astropy Table through pyarrow alone (astropy's reader needs
+    pandas, which nothing installs); vector columns (fixed-size lists) become 2-D arrays."""
+    from astropy.table import Table
+
+    from astroclr.plugin.specs import AstroclrError
+
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise AstroclrError(f"reading Parquet ({path}) needs pyarrow: pip install "
+                            f"'astroclr[parquet]' (or pyarrow)") from None
+    data = pq.read_table(str(path))
+    table = Table()
+    for name in data.column_names:
+        col = data.column(name)
+        if hasattr(col.type, "list_size"):  # one flat buffer, reshaped: no per-row objects
+            flat = col.combine_chunks().flatten().to_numpy(zero_copy_only=False)
+            table[name] = flat.reshape(len(col), col.type.list_size)
+        else:
+            table[name] = col.to_numpy()
+    table.meta.update({k.decode(): v.decode() for k, v in (data.schema.metadata or {}).items()})
+    return table
+
+
+def cache_dir(kind: str) -> Path:
+    """A folder of astroclr's caches (``kind``: e.g. "index"): ``$ASTROCLR_CACHE/kind``, else
+    ``$XDG_CACHE_HOME/astroclr/kind``, else ``~/.cache/astroclr/kind``; created on demand.
+    Caches never sit beside a command's inputs."""
+    root = os.environ.get("ASTROCLR_CACHE")
+    if not root:
+        root = str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "astroclr")
+    return Path(root) / kind

@@ -11,7 +11,7 @@ from astroclr.cli.common import ConfigOpt, SetOpt, app, augment_app, friendly
 
 
 @app.command("similar")
-@friendly
+@friendly(interruptible=True)
 def similar_cmd(
     run_dir: Path = typer.Argument(..., help="A run directory: its model embeds --image files, "
                                    "its embeddings are searched (unless --against)."),
@@ -38,6 +38,8 @@ def similar_cmd(
         _check_image_format(out)
     found = similar(run_dir, ids=ids or (), images=images or (), table=table, against=against,
                     k=k, out=out, results=results)
+    for path, n in found.skipped.items():
+        typer.echo(f"skipped {n} rows of {path} whose representation holds NaN or inf")
     t = found.table
     if found.queries == 1:
         for nid, dist in zip(t["id"], t["distance"]):

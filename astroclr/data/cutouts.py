@@ -50,12 +50,16 @@ def read_cutout(path: str | Path, bands: Sequence[str], raw_size: int) -> np.nda
 def _read_fits(path: Path, bands: tuple[str, ...]) -> tuple[np.ndarray, str]:
     from astropy.io import fits
 
+    from astroclr.data.guards import check_fits_sizes, truncation_is_error
+
+    check_fits_sizes(path)  # headers only: a forged size is refused before numpy allocates it
     try:
-        with fits.open(path, memmap=False) as hdul:
+        with truncation_is_error(), fits.open(path, memmap=False) as hdul:
             planes = [(h.header, np.asarray(h.data, dtype=np.float32)) for h in hdul
                       if h.is_image and h.data is not None and h.data.ndim >= 2]
-    except (OSError, ValueError) as exc:
-        raise AstroclrError(f"cannot read image {path}: {exc}") from None
+    except Exception as exc:  # OSError, ValueError, EOFError, zlib.error, the truncation warning
+        raise AstroclrError(f"cannot read image {path}: {type(exc).__name__}: "
+                            f"{' '.join(str(exc).split())[:160]}") from None
     if not planes:
         raise AstroclrError(f"image {path} holds no image data")
     if len(planes) == 1 and planes[0][1].ndim == 3:  # a cube
@@ -86,15 +90,22 @@ def _read_fits(path: Path, bands: tuple[str, ...]) -> tuple[np.ndarray, str]:
 def _read_composite(path: Path, bands: tuple[str, ...]) -> tuple[np.ndarray, str]:
     from PIL import Image, UnidentifiedImageError
 
+    from astroclr.data.guards import MAX_PIXELS, pil_guard
+
     try:
-        with Image.open(path) as im:
+        with pil_guard(), Image.open(path) as im:
+            if im.size[0] * im.size[1] > MAX_PIXELS:  # before decoding
+                raise Image.DecompressionBombError(f"{im.size[0]}x{im.size[1]} px")
             grey = im.mode in ("L", "I", "I;16", "F")
             if len(bands) == 1:
                 data = np.asarray(im.convert("L" if im.mode not in ("I", "F") else im.mode),
                                   dtype=np.float32)[None]
             else:
                 data = np.asarray(im.convert("RGB"), dtype=np.float32).transpose(2, 0, 1)
-    except (UnidentifiedImageError, OSError) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise AstroclrError(f"image {path} is too large to decode ({exc}): a decompression "
+                            f"bomb or not a cutout") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise AstroclrError(f"cannot read image {path}: not a FITS file or an image "
                             f"({type(exc).__name__})") from None
     if len(bands) == 1:

@@ -36,6 +36,8 @@ class Catalogue:
     ids: np.ndarray
     representations: np.ndarray
     path: Path
+    #: rows left out because their representation holds NaN or inf
+    skipped: int = 0
     _index: NeighbourIndex | None = field(default=None, repr=False)
     _rows: dict[str, int] | None = field(default=None, repr=False)
 
@@ -47,8 +49,16 @@ class Catalogue:
         path = Path(path)
         table_path = RunDir(path).embeddings if path.is_dir() else path
         table = read_embeddings_table(table_path)
-        return cls(np.asarray(table["id"]), np.asarray(table["representation"], np.float32),
-                   table_path)
+        ids = np.asarray(table["id"])
+        reps = np.asarray(table["representation"], np.float32)
+        # one NaN row would make the catalogue's mean NaN, and every query's neighbours the
+        # last row at distance 2: such rows are left out and counted
+        finite = np.isfinite(reps).all(axis=1)
+        if not finite.all():
+            if not finite.any():
+                raise AstroclrError(f"{table_path}: every representation holds NaN or inf")
+            ids, reps = ids[finite], reps[finite]
+        return cls(ids, reps, table_path, skipped=int((~finite).sum()))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -71,10 +81,11 @@ class Catalogue:
         return self.representations[[index_of(self.ids, i, str(self.path)) for i in objids]]
 
 
-def table_queries(path: str | Path) -> tuple[list[Any], np.ndarray]:
-    """``(ids, representations)`` of every row of an embeddings table, as queries."""
+def table_queries(path: str | Path) -> tuple[list[Any], np.ndarray, int]:
+    """``(ids, representations, rows left out)`` of every row of an embeddings table whose
+    representation is finite, as queries."""
     cat = Catalogue.open(path)
-    return [plain(v) for v in cat.ids], cat.representations
+    return [plain(v) for v in cat.ids], cat.representations, cat.skipped
 
 
 def image_queries(model: "TrainedModel", paths: Sequence[str | Path], raw_size: int
@@ -84,7 +95,20 @@ def image_queries(model: "TrainedModel", paths: Sequence[str | Path], raw_size: 
     from astroclr.data.cutouts import read_cutout
 
     raw = np.stack([read_cutout(p, model.bands, raw_size) for p in paths])
-    return [Path(p).name for p in paths], model.embed(raw), model.preprocessing.apply(raw)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):  # checked below
+        reps, pixels = model.embed(raw), model.preprocessing.apply(raw)
+    check_finite_queries(reps, paths)
+    return [Path(p).name for p in paths], reps, pixels
+
+
+def check_finite_queries(reps: np.ndarray, paths: Sequence[str | Path]) -> None:
+    """A query image whose representation is not finite (pixels so large that preprocessing
+    overflows, 3e38) would make every galaxy its neighbour at distance 2: refused by name."""
+    bad = [str(p) for p, ok in zip(paths, np.isfinite(reps).all(axis=1)) if not ok]
+    if bad:
+        raise AstroclrError(f"image {bad[0]}: its pixels give a non-finite representation "
+                            f"(values too large for the run's preprocessing?)"
+                            + (f"; {len(bad) - 1} more such images" if len(bad) > 1 else ""))
 
 
 def search(catalogue: Catalogue, query_ids: Sequence[Any], queries: np.ndarray, k: int,
@@ -209,6 +233,8 @@ class SimilarResult:
     montage: Path
     results: Path
     queries: int
+    #: ``{table: rows left out}`` for tables with NaN or inf representations
+    skipped: dict[str, int] = field(default_factory=dict)
 
 
 def similar(run_dir: str | Path, ids: Sequence[Any] = (), images: Sequence[str | Path] = (),
@@ -230,6 +256,7 @@ def similar(run_dir: str | Path, ids: Sequence[Any] = (), images: Sequence[str |
         raise AstroclrError(f"--results {results}: the suffix must be .fits or .csv")
     run = open_run(run_dir)
     catalogue = Catalogue.open(against if against is not None else run.rundir.embeddings)
+    skipped = {str(catalogue.path): catalogue.skipped}
     query_images: list[np.ndarray | None]
     if ids:
         own = catalogue if against is None else Catalogue.open(run.rundir.embeddings)
@@ -245,7 +272,7 @@ def similar(run_dir: str | Path, ids: Sequence[Any] = (), images: Sequence[str |
         query_images = list(pixels)
         stem = Path(images[0]).name.split(".")[0]
     else:
-        names, vectors = table_queries(table)
+        names, vectors, skipped[str(table)] = table_queries(table)
         query_images = [None] * len(names)
         stem = Path(str(table)).name.split(".")[0]
     if len(names) > 1:
@@ -269,4 +296,5 @@ def similar(run_dir: str | Path, ids: Sequence[Any] = (), images: Sequence[str |
     query_montage([(str(n), img) for n, img in zip(names, query_images)],
                   [by_query.get(str(n), []) for n in names], image_of, montage_path,
                   f"Most similar galaxies{where} (cosine distance)")
-    return SimilarResult(found, montage_path, results_path, len(names))
+    return SimilarResult(found, montage_path, results_path, len(names),
+                         {k: v for k, v in skipped.items() if v})
