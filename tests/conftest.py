@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 # Probe fits in this process: worker start-up would outweigh the tests' tiny fits
 # (test_eval_probe checks the worker path gives the same numbers).
 os.environ.setdefault("ASTROCLR_EVAL_JOBS", "1")
+# Caches (neighbour indexes) of the tests' tables in a folder of their own, not the user's.
+os.environ.setdefault("ASTROCLR_CACHE", tempfile.mkdtemp(prefix="astroclr-test-cache-"))
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from astroclr.evaluate.index import NeighbourIndex, index_path
+from astroclr.evaluate.index import NeighbourIndex, digest, index_path
 
 
 def clustered(n: int, dim: int = 16, clusters: int = 40, seed: int = 0) -> np.ndarray:
@@ -56,12 +56,14 @@ def _table(path, reps, extra=None):
     t.write(path, overwrite=True)
 
 
-def test_saved_index_is_reused_until_the_representations_change(tmp_path):
+def test_saved_index_is_reused_until_the_representations_change(tmp_path, monkeypatch):
+    monkeypatch.setenv("ASTROCLR_CACHE", str(tmp_path / "cache"))
     table = tmp_path / "embeddings.fits"
     reps = clustered(1500)
     _table(table, reps)
     first = NeighbourIndex.for_table(table, reps, exact_max=1000)
-    assert not first.reused and index_path(table).is_file()
+    assert not first.reused and index_path(digest(reps)).is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "embeddings.fits"]
     again = NeighbourIndex.for_table(table, reps, exact_max=1000)
     assert again.reused
     np.testing.assert_array_equal(again.search(reps[:10], 5)[0], first.search(reps[:10], 5)[0])
@@ -73,9 +75,28 @@ def test_saved_index_is_reused_until_the_representations_change(tmp_path):
     assert not NeighbourIndex.for_table(table, changed, exact_max=1000).reused
 
 
-def test_small_tables_are_searched_exactly_without_an_index_file(tmp_path):
+def test_small_tables_are_searched_exactly_without_an_index_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("ASTROCLR_CACHE", str(tmp_path / "cache"))
     table = tmp_path / "embeddings.fits"
     reps = clustered(300)
     _table(table, reps)
     assert NeighbourIndex.for_table(table, reps).exact
-    assert not index_path(table).exists()
+    assert not index_path(digest(reps)).exists()
+
+
+def test_a_forged_cached_index_is_rebuilt_not_trusted(tmp_path, monkeypatch):
+    """A cached index whose file is not the one recorded (another index of other vectors put
+    in its place) is rebuilt, and searches give the true neighbours."""
+    monkeypatch.setenv("ASTROCLR_CACHE", str(tmp_path / "cache"))
+    table = tmp_path / "embeddings.fits"
+    reps, other = clustered(1500, seed=3), clustered(1200, seed=4)
+    _table(table, reps)
+    NeighbourIndex.for_table(table, reps, exact_max=1000)
+    forged = NeighbourIndex.for_table(tmp_path / "other.fits", other, exact_max=1000)
+    assert not forged.reused
+    index_path(digest(reps)).write_bytes(index_path(digest(other)).read_bytes())
+    again = NeighbourIndex.for_table(table, reps, exact_max=1000)
+    assert not again.reused
+    rows, _ = again.search(reps[:20], 5)
+    truth = brute(reps, reps[:20], 5)
+    assert np.mean([len(set(a) & set(b)) / 5 for a, b in zip(rows, truth)]) >= 0.9

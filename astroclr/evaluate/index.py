@@ -10,10 +10,13 @@ HNSW reached recall@10 0.988 on 1,000,000 clustered 64-D vectors, installs from 
 tuning (faiss's IVF, faster on tightly clustered vectors, fell to recall 0.86 on broadly
 clustered ones, where HNSW kept 0.99).
 
-A saved index sits beside its table as ``TABLE.hnsw`` with ``TABLE.hnsw.json``; it is reused
-while the table's representations are unchanged. The key is a SHA-1 of the representation
-column (not the file's mtime), so adding a column to the table, such as the anomaly score,
-keeps the index valid, and a rewritten table with new vectors never reuses a stale one.
+A saved index sits in astroclr's cache folder (``CACHE/index/SHA1.hnsw`` with its record
+``SHA1.hnsw.json``, see :func:`astroclr.files.cache_dir`), not beside its table; it is reused
+while the table's representations are unchanged and the file is the one written (its own
+SHA-1 is in the record, and its size and dimension are checked after reading). The key is a
+SHA-1 of the representation column (not the file's mtime), so adding a column to the table,
+such as the anomaly score, keeps the index valid, and a rewritten table with new vectors never
+reuses a stale one.
 """
 
 from __future__ import annotations
@@ -52,10 +55,21 @@ def digest(representations: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def index_path(table: str | Path) -> Path:
-    """Where the index of an embeddings table is saved: beside it, ``TABLE.hnsw``."""
-    table = Path(table)
-    return table.with_name(table.name + ".hnsw")
+def index_path(key_sha1: str) -> Path:
+    """Where the index of representations with this SHA-1 is cached: ``CACHE/index/SHA1.hnsw``
+    (see :func:`astroclr.files.cache_dir`), never beside the table (an input, perhaps read-only,
+    perhaps another user's)."""
+    from astroclr.files import cache_dir
+
+    return cache_dir("index") / f"{key_sha1}.hnsw"
+
+
+def file_sha1(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 @dataclass
@@ -92,23 +106,20 @@ class NeighbourIndex:
         reps = np.asarray(representations, dtype=np.float32)
         if len(reps) <= exact_max:
             return cls.build(reps, exact_max)
-        path = index_path(table)
-        meta_path = path.with_name(path.name + ".json")
         key = {"sha1": digest(reps), "n": int(reps.shape[0]), "dim": int(reps.shape[1]),
                "m": HNSW_M, "ef_construction": EF_CONSTRUCTION, "library": _faiss_version()}
-        saved = read_json(meta_path, {})
+        path = index_path(key["sha1"])
+        meta_path = path.with_name(path.name + ".json")
         mean = reps.mean(axis=0, dtype=np.float64).astype(np.float32)
         unit = unit_rows(reps, mean)
-        if saved.get("key") == key and path.is_file():
-            try:
-                return cls(unit, mean, _read_hnsw(path), reused=True)
-            except Exception as exc:  # a truncated file: rebuild below
-                warnings.warn(f"{path} is unreadable ({type(exc).__name__}); rebuilding it",
-                              stacklevel=2)
+        reused = _read_checked(path, meta_path, key)
+        if reused is not None:
+            return cls(unit, mean, reused, reused=True)
         index = cls(unit, mean, _build_hnsw(unit))
         try:
             _write_hnsw(index.hnsw, path)
-            write_json(meta_path, {"key": key, "table": Path(table).name})
+            write_json(meta_path, {"key": key, "table": Path(table).name,
+                                   "file_sha1": file_sha1(path)})
         except OSError as exc:
             warnings.warn(f"could not save the index beside {table} ({exc.strerror or exc}); "
                           f"it is rebuilt on every search", stacklevel=2)
@@ -197,3 +208,22 @@ def _write_hnsw(index: Any, path: Path) -> None:
 
 def _read_hnsw(path: Path) -> Any:
     return _faiss().read_index(str(path))
+
+
+def _read_checked(path: Path, meta_path: Path, key: dict) -> Any:
+    """The cached index at ``path`` if its record holds ``key`` and the file's own SHA-1, and
+    it holds ``key``'s number of vectors of ``key``'s dimension; else None (it is rebuilt).
+    The file is hashed before faiss parses it: a forged or damaged index never reaches
+    faiss's reader."""
+    saved = read_json(meta_path, {}) if meta_path.is_file() else {}
+    if not isinstance(saved, dict) or saved.get("key") != key or not path.is_file():
+        return None
+    try:
+        if saved.get("file_sha1") != file_sha1(path):
+            return None
+        index = _read_hnsw(path)
+    except Exception:  # unreadable: rebuilt by the caller
+        return None
+    if int(index.ntotal) != key["n"] or int(index.d) != key["dim"]:
+        return None
+    return index
