@@ -33,6 +33,8 @@ class Param:
     length: int | None = None
     #: for list parameters: the type of each element (default float)
     item_type: type = float
+    #: for list parameters: the fewest elements allowed (None: any, even none)
+    min_length: int | None = None
 
     def validate(self, value: Any, where: str) -> Any:
         """Return ``value`` coerced to this parameter's type, or raise ConfigError naming ``where``."""
@@ -42,6 +44,9 @@ class Param:
                 raise ConfigError(f"{label}: expected a list, got {value!r}")
             if self.length is not None and len(value) != self.length:
                 raise ConfigError(f"{label}: expected {self.length} values, got {len(value)}")
+            if self.min_length is not None and len(value) < self.min_length:
+                raise ConfigError(f"{label}: expected at least {self.min_length} value"
+                                  f"{'s' * (self.min_length > 1)}, got {len(value)}")
             items = [self._coerce(v, self.item_type, label) for v in value]
             for v in items:
                 self._check_range(v, label)
@@ -57,6 +62,9 @@ class Param:
             allowed = ", ".join(map(str, self.choices))
             raise ConfigError(f"{label}: {value!r} is not one of: {allowed}")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(value, float) and value != value or value in (float("inf"),
+                                                                         float("-inf")):
+                raise ConfigError(f"{label}: {value!r} is not a finite number")
             if self.low is not None and value < self.low:
                 raise ConfigError(f"{label}: {value!r} is below the minimum {self.low}")
             if self.high is not None and value > self.high:

@@ -292,7 +292,12 @@ def evaluate_run(run_dir: str | Path, evaluators: Sequence[str] | None = None,
     existing = open_run(run_dir)
     raw = cfgmod.merge(existing.config, {"run": {"evaluators": list(evaluators)}} if evaluators else {})
     for assignment in sets:
-        raw = cfgmod.merge(raw, cfgmod.parse_set(assignment))
+        part = cfgmod.parse_set(assignment)
+        stray = sorted(set(part.get("evaluate", {})) - set(evaluators or ()))
+        if evaluators and stray:  # dropped below with the run's own tables: say so instead
+            raise AstroclrError(f"--set {assignment!r}: evaluator {stray[0]!r} is not among "
+                                f"those run (--evaluator {', '.join(evaluators)})")
+        raw = cfgmod.merge(raw, part)
     if evaluators:  # parameters of evaluators no longer listed would be rejected as stray
         raw["evaluate"] = {k: v for k, v in raw.get("evaluate", {}).items() if k in evaluators}
     cfg = cfgmod.resolve(raw, registry)

@@ -72,6 +72,12 @@ def evaluate(context: "EvalContext", k: int = 10, components: Sequence[str] = DE
              seed: int = 0) -> "EvalResult":
     from astroclr.api import AnomalyScorer, EvalResult, pca_features
 
+    for name, value, low in (("k", k, 1), ("top", top, 2), ("trees", trees, 1), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise AstroclrError(f"evaluator 'anomaly': {name} must be an integer >= {low}, "
+                                f"got {value!r}")
+    if seed > 2**32 - 1:
+        raise AstroclrError(f"evaluator 'anomaly': seed must be below 2**32, got {seed}")
     features = checked_features(context.representations, context, "anomaly")
     if len(features) < 3:
         raise AstroclrError("evaluator 'anomaly': needs at least three galaxies")

@@ -34,6 +34,8 @@ _CLASSIFIER = {"provides": "classifier", "target": "class"}
 # cnn and finetune share the recipe's defaults (one owner: Recipe) so that, by default, the
 # pre-trained and the randomly initialised network train for the same steps on the same batches.
 _RECIPE = Recipe()
+#: seeds as numpy and scikit-learn take them
+SEED_MAX = 2**32 - 1
 _SIZES = Param("sizes", list, [], "training sizes to run (empty: all of the run's train_sizes); "
                "capped at the training pool", item_type=int, low=1)
 _STEPS = (Param("epochs", int, _RECIPE.epochs, "passes over the N labelled galaxies", low=1),
@@ -67,7 +69,8 @@ def astroclr_evaluators() -> Iterator[EvaluatorSpec]:
         "astroclr_evaluators.untrained:evaluate",
         # Linear only by default: the row asks whether training beats random features under
         # the SimCLR row's own linear probe; an MLP on 512 features is a slow extra.
-        params=(_LINEAR_MODELS, Param("init_seed", int, 0, "torch seed of the random weights"),
+        params=(_LINEAR_MODELS, Param("init_seed", int, 0, "torch seed of the random weights", low=0,
+                      high=SEED_MAX),
                 _HIDDEN, _MAX_ITER), **_CLASSIFIER)
     yield EvaluatorSpec(
         "colours", "baseline: the galaxy's central colours alone + the same probe",
@@ -138,7 +141,8 @@ def astroclr_evaluators() -> Iterator[EvaluatorSpec]:
                 Param("n_epochs", int, 200, "UMAP layout epochs", low=10),
                 Param("max_points", int, 20000, "embed at most this many galaxies (random)",
                       low=10),
-                Param("seed", int, 0, "random seed (subsample and UMAP)"),
+                Param("seed", int, 0, "random seed (subsample and UMAP)", low=0,
+                      high=SEED_MAX),
                 Param("interactive", bool, True, "also an interactive map in the report: hover "
                       "for a galaxy's cutout, click for its nearest neighbours")))
     yield EvaluatorSpec(
@@ -148,12 +152,13 @@ def astroclr_evaluators() -> Iterator[EvaluatorSpec]:
                 Param("examples", int, 4, "number of example galaxies", low=1, high=50),
                 Param("ids", list, [], "ids of the example galaxies (default: random, one per "
                       "class first)", item_type=str),
-                Param("seed", int, 0, "random seed of the example choice")))
+                Param("seed", int, 0, "random seed of the example choice", low=0,
+                      high=SEED_MAX)))
     yield EvaluatorSpec(
         "retrieval", "precision@k of same-class nearest neighbours, next to PCA and the "
         "untrained network", "astroclr_evaluators.retrieval:evaluate",
         params=(Param("k", list, [1, 10, 50], "neighbours counted (capped at the labelled "
-                      "galaxies)", item_type=int, low=1),
+                      "galaxies)", item_type=int, low=1, min_length=1),
                 Param("baselines", list, ["pca", "untrained"], "baseline features searched the "
                       "same way", item_type=str, choices=("pca", "untrained", "colours"))),
         provides="generic", target="class")
@@ -172,7 +177,8 @@ def astroclr_evaluators() -> Iterator[EvaluatorSpec]:
                       "default column is absent"),
                 Param("top", int, 16, "galaxies in the montage", low=2, high=100),
                 Param("trees", int, 200, "trees of the isolation-forest baselines", low=10),
-                Param("seed", int, 0, "random seed (PCA, isolation forests)", low=0)))
+                Param("seed", int, 0, "random seed (PCA, isolation forests)", low=0,
+                      high=SEED_MAX)))
     yield EvaluatorSpec(
         "label_efficiency", "plot and table of balanced accuracy vs number of labels for the "
         "classifier evaluators (it runs after all of them); label-efficiency ratio",

@@ -53,6 +53,9 @@ def evaluate(context: "EvalContext", k: Sequence[int] = (1, 10, 50),
              baselines: Sequence[str] = ("pca", "untrained")) -> "EvalResult":
     from astroclr.api import EvalResult, ids_digest
 
+    if not k or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in k):
+        raise AstroclrError(f"evaluator 'retrieval': k must be a non-empty list of integers "
+                            f">= 1, got {list(k)!r}")
     features = checked_features(context.representations, context, "retrieval")
     labels = context.labels()
     n_labelled = int((labels >= 0).sum())
