@@ -35,3 +35,34 @@ def sample_galaxies():
 @pytest.fixture()
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def hostile_world(tmp_path_factory):
+    """One tiny trained run (40 galaxies of the sample, 16x16 px, two steps), a classifier of
+    two fine-tuning steps on it, and a prepared copy of its galaxies, for the hostile-input
+    modules of embed, predict, finetune, similar and the evaluators (which never change them:
+    each case checks that nothing but its own output changed)."""
+    import shutil
+
+    from hostile_support import FAST_RECIPE, TINY_RUN, World, cli
+
+    world = World(tmp_path_factory.mktemp("hostile_verbs"))
+    trained = cli("run", "-o", world.run, *TINY_RUN)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    made = cli("finetune", world.run, "-o", world.clf, *FAST_RECIPE, "-q")
+    assert made.returncode == 0, made.stderr[-3000:]
+    prepared = world.root / "prepared"
+    made = cli("prepare", "-o", prepared, "--set", "dataset.limit=40", "--set", "dataset.bin=4",
+               "-q")
+    assert made.returncode == 0, made.stderr[-3000:]
+    # the same galaxies with NaN pixels in two of them
+    nan_set = world.root / "prepared_nan"
+    shutil.copytree(prepared, nan_set)
+    images = np.load(nan_set / "images.npy", mmap_mode="r+")
+    images[3, 0, 2, 2] = np.nan
+    images[7] = np.inf
+    images.flush()
+    del images
+    (world.root / "afile.txt").write_text("a regular file is in the way\n")
+    return world
