@@ -245,7 +245,7 @@ def similar(run_dir: str | Path, ids: Sequence[Any] = (), images: Sequence[str |
     galaxy ids of the run, by image files, or by the rows of an embeddings ``table``; write a
     montage (default ``RUN/figures/similar_<query>.png``) and the neighbours table (default
     beside it, ``.csv``)."""
-    from astroclr.files import check_writable
+    from astroclr.output import check_output
     from astroclr.session.rundir import open_run
 
     given = [name for name, v in (("--id", ids), ("--image", images), ("--table", table)) if v]
@@ -283,9 +283,11 @@ def similar(run_dir: str | Path, ids: Sequence[Any] = (), images: Sequence[str |
     montage_path = Path(out) if out is not None else run.rundir.figure(f"similar_{stem}")
     results_path = Path(results) if results is not None else montage_path.with_suffix(".csv")
     # Before the dataset is loaded for the montage: a bad output costs seconds, not the load.
-    check_writable(montage_path, "--out" if out is not None else "the montage", is_dir=False)
-    check_writable(results_path, "--results" if results is not None else "the results table",
-                   is_dir=False)
+    inputs = [*images, table, against, run.rundir.embeddings]
+    check_output(montage_path, "--out" if out is not None else "the montage", inputs=inputs,
+                 replaceable=True)
+    check_output(results_path, "--results" if results is not None else "the results table",
+                 inputs=inputs, replaceable=True)
     write_results(found, results_path)
     image_of = galaxy_images(run.galaxies())
     for i, name in enumerate(names):
