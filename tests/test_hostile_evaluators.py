@@ -61,10 +61,10 @@ def test_a_signal_during_evaluation_says_how_to_continue(hostile_world):
     before = snapshot(hostile_world.run)
     r = python(
         "import os, signal, time\n"
-        "import astroclr.session.runner as runner\n"
+        "import astroclr.evaluate.context as context\n"
         "def stopped(*a, **k):\n"
         "    os.kill(os.getpid(), signal.SIGINT); time.sleep(30)\n"
-        "runner.run_evaluators = stopped\n"
+        "context.run_evaluators = stopped\n"
         "from astroclr.cli import main\n"
         f"main(['evaluate', {str(hostile_world.run)!r}, '-e', 'pca', '-q'])\n")
     assert r.returncode == 130, r.stderr[-2000:]
