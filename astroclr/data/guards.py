@@ -6,7 +6,8 @@ file an error rather than a warning, library warnings kept out of the output.
   inside the block that is an exception, and harmless header-fixing warnings are silenced.
 - :func:`check_fits_sizes`: every HDU's header is read (no data) and the bytes it declares are
   compared with the file's size (an uncompressed file cannot hold more than it is) and with a
-  cap on pixels, so a 200-byte header declaring 112 GiB is refused before numpy allocates it.
+  cap on pixels, so a 200-byte header declaring 112 GiB is refused before numpy allocates it;
+  a gzipped file is decompressed once to its end (astropy reads a damaged stream silently).
 - :func:`pil_guard`: PIL's decompression-bomb *warning* (between 1x and 2x its limit) made an
   error like its bomb error, and truncated-image warnings silenced (the read fails instead).
 """
@@ -73,11 +74,29 @@ def check_fits_sizes(path: str | Path, max_pixels: int = MAX_PIXELS) -> None:
                     raise AstroclrError(f"image {path}: its headers declare {total:,} bytes of "
                                         f"data but the file holds {size:,}: it is truncated or "
                                         f"forged")
+        if path.name.lower().endswith(".gz"):
+            _check_gzip(path, total, max_pixels * 8)
     except AstroclrError:
         raise
     except Exception as exc:  # OSError, ValueError, EOFError, zlib.error, a warning ...
         raise AstroclrError(f"cannot read image {path}: {type(exc).__name__}: "
                             f"{' '.join(str(exc).split())[:160]}") from None
+
+
+def _check_gzip(path: Path, declared: int, cap: int) -> None:
+    """A gzipped FITS file decompressed once, in chunks, to its end: astropy reads a damaged
+    stream (garbage after a valid start) without a word, and pads what is missing."""
+    import gzip
+
+    size = 0
+    with gzip.open(path, "rb") as fh:  # a bad CRC, trailing garbage or a cut stream raise
+        while block := fh.read(1 << 20):
+            size += len(block)
+            if size > cap:
+                raise AstroclrError(f"image {path} decompresses to more than {cap:,} bytes")
+    if size < declared:
+        raise AstroclrError(f"image {path}: its headers declare {declared:,} bytes of data but "
+                            f"it decompresses to {size:,}: it is truncated")
 
 
 @contextlib.contextmanager
