@@ -13,7 +13,7 @@ from typing import Any, List, Optional
 from astroclr.cli.common import app, err
 
 #: the modules that add the core commands, in the order ``astroclr --help`` lists them
-COMMAND_MODULES = ("train", "apply", "explore")
+COMMAND_MODULES = ("train", "apply", "explore", "share")
 
 
 def load_commands() -> None:

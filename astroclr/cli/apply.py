@@ -10,6 +10,7 @@ import typer
 from astroclr.cli.common import (
     AcceleratorOpt,
     DevicesOpt,
+    ModelOpt,
     NodesOpt,
     QuietOpt,
     StrategyOpt,
@@ -34,7 +35,7 @@ def _devices(accelerator: Optional[str], devices: Optional[str], strategy: Optio
 @app.command("embed")
 @friendly
 def embed_cmd(
-    run_dir: Path = typer.Argument(..., help="A run directory."),
+    run_dir: Optional[Path] = typer.Argument(None, help="A run directory or model package."),
     out: Path = typer.Option(..., "--out", "-o", help="Output table: .fits, or .parquet "
                              "(needs pyarrow)."),
     dataset: Optional[str] = _DatasetOpt,
@@ -43,12 +44,14 @@ def embed_cmd(
     devices: Optional[str] = DevicesOpt,
     strategy: Optional[str] = StrategyOpt,
     num_nodes: Optional[int] = NodesOpt,
+    model: Optional[str] = ModelOpt,
     quiet: bool = QuietOpt,
 ) -> None:
     """Embed any dataset with a run's encoder: id, catalogue columns, representation."""
     from astroclr.classify.apply import embed_dataset
+    from astroclr.session.package import model_source
 
-    written = embed_dataset(run_dir, out, dataset, sets or (), progress=not quiet,
+    written = embed_dataset(model_source(run_dir, model), out, dataset, sets or (), progress=not quiet,
                             **_devices(accelerator, devices, strategy, num_nodes))
     if written is not None:
         typer.echo(f"embeddings: {written}")
@@ -57,7 +60,7 @@ def embed_cmd(
 @app.command("finetune")
 @friendly
 def finetune_cmd(
-    run_dir: Path = typer.Argument(..., help="A run directory."),
+    run_dir: Optional[Path] = typer.Argument(None, help="A run directory or model package."),
     out: Path = typer.Option(..., "--out", "-o", help="Classifier directory to write."),
     dataset: Optional[str] = _DatasetOpt,
     sets: Optional[List[str]] = typer.Option(
@@ -86,13 +89,15 @@ def finetune_cmd(
                                    "(self-distillation from a teacher fine-tuned on the labels; "
                                    "the default) or none."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a classifier in --out."),
+    model: Optional[str] = ModelOpt,
     quiet: bool = QuietOpt,
 ) -> None:
     """Train a classifier from labelled galaxies on a run's encoder; writes a classifier directory."""
     from astroclr.classify.apply import finetune_run
+    from astroclr.session.package import model_source
 
-    clf = finetune_run(run_dir, out, dataset, sets or (), label_column, labels, seed, mode,
-                       overwrite, progress=not quiet, augment=augment,
+    clf = finetune_run(model_source(run_dir, model), out, dataset, sets or (), label_column,
+                       labels, seed, mode, overwrite, progress=not quiet, augment=augment,
                        **{k: v for k, v in (("init", init), ("unlabelled", unlabelled))
                           if v is not None})
     val = clf.metrics.get("validation") or {}

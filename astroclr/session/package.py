@@ -103,6 +103,7 @@ def write_weights(encoder: Any, file: Path) -> None:
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
     save_file(tensors, str(file), metadata={"format": "pt", "producer": FORMAT})
+    file.chmod(0o644)  # safetensors writes 0600; the package is meant to be shared
 
 
 def read_weights(file: Path) -> dict[str, Any]:
