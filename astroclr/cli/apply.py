@@ -35,7 +35,8 @@ def _devices(accelerator: Optional[str], devices: Optional[str], strategy: Optio
 @app.command("embed")
 @friendly
 def embed_cmd(
-    run_dir: Optional[Path] = typer.Argument(None, help="A run directory or model package."),
+    run_dir: Optional[Path] = typer.Argument(None, metavar="RUN_DIR", help="A run directory or "
+                                             "model package (or --model NAME)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output table: .fits, or .parquet "
                              "(needs pyarrow)."),
     dataset: Optional[str] = _DatasetOpt,
@@ -60,7 +61,8 @@ def embed_cmd(
 @app.command("finetune")
 @friendly
 def finetune_cmd(
-    run_dir: Optional[Path] = typer.Argument(None, help="A run directory or model package."),
+    run_dir: Optional[Path] = typer.Argument(None, metavar="RUN_DIR", help="A run directory or "
+                                             "model package (or --model NAME)."),
     out: Path = typer.Option(..., "--out", "-o", help="Classifier directory to write."),
     dataset: Optional[str] = _DatasetOpt,
     sets: Optional[List[str]] = typer.Option(

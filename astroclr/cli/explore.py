@@ -14,8 +14,8 @@ from astroclr.cli.common import ConfigOpt, ModelOpt, SetOpt, app, augment_app, f
 @friendly
 def similar_cmd(
     run_dir: Optional[Path] = typer.Argument(
-        None, help="A run directory or model package: its model embeds --image files, its "
-        "embeddings are searched (unless --against)."),
+        None, metavar="RUN_DIR", help="A run directory or model package (or --model NAME): "
+        "its model embeds --image files, its embeddings are searched (unless --against)."),
     ids: Optional[List[str]] = typer.Option(None, "--id", help="Id of a query galaxy of the run "
                                             "(repeatable)."),
     images: Optional[List[Path]] = typer.Option(
