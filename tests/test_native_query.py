@@ -83,7 +83,7 @@ def test_a_cutout_already_at_the_raw_size_is_taken_as_it_is(run_dir, galaxy, tmp
 @pytest.mark.parametrize("name, content, words", [
     ("notes.txt", b"not an image", "reads a SkyServer gri JPEG"),
     ("small.png", None, "smaller than crop = 212"),
-    ("broken.jpeg", b"\xff\xd8\xff not really", "unreadable file"),
+    ("broken.jpeg", b"\xff\xd8\xff not really", "broken.jpeg: UnidentifiedImageError"),
 ])
 def test_a_file_of_another_kind_says_what_would_be_accepted(run_dir, tmp_path, name, content,
                                                             words):

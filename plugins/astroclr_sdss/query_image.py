@@ -77,8 +77,9 @@ def read_image(path: str | Path, params: Mapping[str, Any]) -> np.ndarray:
             reader = FitsCutoutReader(path.parent, "{id}", bands, params["file_bands"], size)
         raw = reader.read({"id": path.name})
     except SkipGalaxy as skip:
-        raise AstroclrError(f"image {path}: {skip.reason.replace('_', ' ')}: {skip.detail}; "
-                            f"dataset sdss reads {accepted(params)}") from None
+        need = f"{len(bands)} band{'s' * (len(bands) > 1)} ({', '.join(bands)}) of {size}x{size} px"
+        raise AstroclrError(f"image {path}: {skip.detail or skip.reason}; the run takes {need} "
+                            f"raw cutouts, and dataset sdss reads {accepted(params)}") from None
     return np.asarray(raw, dtype=np.float32)
 
 
