@@ -71,8 +71,8 @@ def test_a_package_reloads_to_identical_embeddings(run_dir, package, raw):
 
 def test_the_package_holds_safetensors_card_config_and_a_manifest_of_every_file(package):
     names = sorted(p.name for p in package.iterdir())
-    assert names == ["MODEL_CARD.md", "config.toml", "embeddings.fits", "manifest.json",
-                     "metrics.json", "model.safetensors", "run.json"]
+    assert names == ["MODEL_CARD.md", "anomaly.npz", "config.toml", "embeddings.fits",
+                     "manifest.json", "metrics.json", "model.safetensors", "run.json"]
     manifest = json.loads((package / "manifest.json").read_text())
     assert sorted(manifest["files"]) == [n for n in names if n != "manifest.json"]
     # the weights are a safetensors file: an 8-byte header length, then a JSON header

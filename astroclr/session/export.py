@@ -96,6 +96,8 @@ def _write(run: "Run", model: "TrainedModel", work: Path, onnx: bool, embeddings
         shutil.copyfile(rundir.metrics, work / RunDir.METRICS)
     if embeddings and rundir.embeddings.is_file():
         shutil.copyfile(rundir.embeddings, work / RunDir.EMBEDDINGS)
+    if rundir.anomaly.is_file():  # embed and predict score a catalogue's shift against it
+        shutil.copyfile(rundir.anomaly, work / RunDir.ANOMALY)
     pkg.write_weights(model.encoder, work / pkg.WEIGHTS)
     if onnx:
         export_onnx(model, work / pkg.ONNX)

@@ -7,8 +7,9 @@ trust and use it elsewhere, checked against its manifest before anything in it i
     manifest.json      format, summary, and the size and SHA-256 of every other file
     model.safetensors  the encoder's weights (tensors only: nothing is unpickled)
     encoder.onnx       with --onnx: the encoder; input the preprocessed images
-    config.toml, run.json, metrics.json, embeddings.fits
-                       as in the run directory (embeddings: the run's own galaxies)
+    config.toml, run.json, metrics.json, embeddings.fits, anomaly.npz
+                       as in the run directory (embeddings: the run's own galaxies; the
+                       anomaly scorer that embed and predict measure a catalogue's shift by)
 
 A package opens wherever a run directory does (:func:`astroclr.session.rundir.open_run`), so
 ``astroclr.load``, ``embed``, ``finetune`` and ``similar`` take either. This module does not
