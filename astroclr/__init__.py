@@ -34,11 +34,13 @@ def run(config: Any = None, **kwargs: Any) -> "Run":
     return _run(config, **kwargs)
 
 
-def load(run_dir: Any, device: str | None = None) -> "TrainedModel":
-    """Load a trained model from a run directory; see :func:`astroclr.session.trained.load`."""
+def load(run_dir: Any = None, device: str | None = None, *,
+         model: str | None = None) -> "TrainedModel":
+    """Load a trained model from a run directory or model package (``astroclr export``), or
+    the installed model plugin ``model``; see :func:`astroclr.session.trained.load`."""
     from astroclr.session.trained import load as _load
 
-    return _load(run_dir, device=device)
+    return _load(run_dir, device=device, model=model)
 
 
 def load_classifier(path: Any, device: str | None = None) -> "Classifier":

@@ -32,6 +32,7 @@ _HOMES = {
     "MethodSpec": "astroclr.plugin.specs",
     "ViewSpec": "astroclr.plugin.specs",
     "CommandSpec": "astroclr.plugin.specs",
+    "ModelSpec": "astroclr.plugin.specs",
     "AstroclrError": "astroclr.plugin.specs",
     "ConfigError": "astroclr.plugin.specs",
     "Registry": "astroclr.plugin.registry",

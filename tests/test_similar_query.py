@@ -86,7 +86,9 @@ def test_image_of_the_wrong_size_or_bands_is_one_line(run, raw, tmp_path):
     images, _ = raw
     fits.PrimaryHDU(images[0][:, :32, :32]).writeto(tmp_path / "small.fits")
     fits.PrimaryHDU(np.concatenate([images[0], images[0][:1]])).writeto(tmp_path / "four.fits")
-    for name, found in (("small.fits", "3 bands of 32x32 px"), ("four.fits", "4 bands of 64x64")):
+    # read as the sdss dataset reads its FITS cutouts (its read_image): its words, the run's need
+    for name, found in (("small.fits", "32x32 px is smaller than the 64 px cutout"),
+                        ("four.fits", "cube of shape (4, 64, 64) has no axis of 3 bands")):
         res = cli(run.dir, "--image", tmp_path / name)
         lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
         assert res.returncode == 2 and len(lines) == 1, res.stderr

@@ -15,7 +15,7 @@ import typer
 from astroclr.cli.common import app, err
 
 #: the modules that add the core commands, in the order ``astroclr --help`` lists them
-COMMAND_MODULES = ("train", "apply", "label", "explore")
+COMMAND_MODULES = ("train", "apply", "label", "explore", "share")
 
 
 def load_commands() -> None:

@@ -10,6 +10,7 @@ import typer
 from astroclr.cli.common import (
     AcceleratorOpt,
     DevicesOpt,
+    ModelOpt,
     NodesOpt,
     QuietOpt,
     StrategyOpt,
@@ -35,7 +36,8 @@ def _devices(accelerator: Optional[str], devices: Optional[str], strategy: Optio
 @app.command("embed")
 @friendly(interruptible=True)
 def embed_cmd(
-    run_dir: Path = typer.Argument(..., help="A run directory."),
+    run_dir: Optional[Path] = typer.Argument(None, metavar="RUN_DIR", help="A run directory or "
+                                             "model package (or --model NAME)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output table: .fits, or .parquet "
                              "(needs pyarrow)."),
     dataset: Optional[str] = _DatasetOpt,
@@ -45,13 +47,15 @@ def embed_cmd(
     strategy: Optional[str] = StrategyOpt,
     num_nodes: Optional[int] = NodesOpt,
     overwrite: bool = _OverwriteOpt,
+    model: Optional[str] = ModelOpt,
     quiet: bool = QuietOpt,
 ) -> None:
     """Embed any dataset with a run's encoder: id, catalogue columns, representation."""
     from astroclr.classify.apply import embed_dataset
+    from astroclr.session.package import model_source
 
-    written = embed_dataset(run_dir, out, dataset, sets or (), progress=not quiet,
-                            overwrite=overwrite, report=typer.echo,
+    written = embed_dataset(model_source(run_dir, model), out, dataset, sets or (),
+                            progress=not quiet, overwrite=overwrite, report=typer.echo,
                             **_devices(accelerator, devices, strategy, num_nodes))
     if written is not None:
         typer.echo(f"embeddings: {written}")
@@ -60,7 +64,8 @@ def embed_cmd(
 @app.command("finetune")
 @friendly(interruptible=True)
 def finetune_cmd(
-    run_dir: Path = typer.Argument(..., help="A run directory."),
+    run_dir: Optional[Path] = typer.Argument(None, metavar="RUN_DIR", help="A run directory or "
+                                             "model package (or --model NAME)."),
     out: Path = typer.Option(..., "--out", "-o", help="Classifier directory to write."),
     dataset: Optional[str] = _DatasetOpt,
     sets: Optional[List[str]] = typer.Option(
@@ -95,13 +100,15 @@ def finetune_cmd(
                                    "distill (self-distillation from a teacher fine-tuned on the "
                                    "labels) or none."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a classifier in --out."),
+    model: Optional[str] = ModelOpt,
     quiet: bool = QuietOpt,
 ) -> None:
     """Train a classifier from labelled galaxies on a run's encoder; writes a classifier directory."""
     from astroclr.classify.apply import finetune_run
+    from astroclr.session.package import model_source
 
-    clf = finetune_run(run_dir, out, dataset, sets or (), label_column, labels, seed, mode,
-                       overwrite, progress=not quiet, augment=augment,
+    clf = finetune_run(model_source(run_dir, model), out, dataset, sets or (), label_column,
+                       labels, seed, mode, overwrite, progress=not quiet, augment=augment,
                        labels_file=labels_file,
                        **{k: v for k, v in (("init", init), ("unlabelled", unlabelled))
                           if v is not None})

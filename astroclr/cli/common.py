@@ -24,6 +24,9 @@ ConfigOpt = typer.Option(None, "--config", "-c", help="A TOML config file.", exi
 PresetOpt = typer.Option(None, "--preset", "-p", help="A shipped configuration: default, long, gpu "
                          "(see astroclr config --presets).")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+# a run directory's alternatives: a model package (the same argument) or an installed model
+ModelOpt = typer.Option(None, "--model", "-m", help="An installed model (astroclr models) "
+                        "instead of a run directory or package.")
 # Lightning's devices, for the commands that train or infer (run, embed, predict)
 AcceleratorOpt = typer.Option(None, help="Lightning accelerator: auto, cpu, gpu.")
 DevicesOpt = typer.Option(None, help="Lightning devices: a count, '0,1', or auto.")

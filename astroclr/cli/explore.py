@@ -7,19 +7,20 @@ from typing import List, Optional
 
 import typer
 
-from astroclr.cli.common import ConfigOpt, SetOpt, app, augment_app, friendly
+from astroclr.cli.common import ConfigOpt, ModelOpt, SetOpt, app, augment_app, friendly
 
 
 @app.command("similar")
 @friendly(interruptible=True)
 def similar_cmd(
-    run_dir: Path = typer.Argument(..., help="A run directory: its model embeds --image files, "
-                                   "its embeddings are searched (unless --against)."),
+    run_dir: Optional[Path] = typer.Argument(
+        None, metavar="RUN_DIR", help="A run directory or model package (or --model NAME): "
+        "its model embeds --image files, its embeddings are searched (unless --against)."),
     ids: Optional[List[str]] = typer.Option(None, "--id", help="Id of a query galaxy of the run "
                                             "(repeatable)."),
     images: Optional[List[Path]] = typer.Option(
-        None, "--image", help="A query cutout of the run's bands and raw size: FITS (one HDU per "
-        "band, or a cube) or a composite PNG/JPEG (repeatable)."),
+        None, "--image", help="A query image, read as the run's dataset plugin reads its own "
+        "(sdss: a SkyServer JPEG, cropped and resized as the run's; a FITS cutout) (repeatable)."),
     table: Optional[Path] = typer.Option(None, "--table", help="Query by every row of an "
                                          "embeddings table (id + representation columns)."),
     against: Optional[Path] = typer.Option(None, "--against", help="Search this embeddings "
@@ -29,15 +30,17 @@ def similar_cmd(
                                        help="Montage PNG (default RUN/figures/similar_<query>.png)."),
     results: Optional[Path] = typer.Option(None, "--results", help="Table of the neighbours, "
                                            ".csv or .fits (default: the montage's path, .csv)."),
+    model: Optional[str] = ModelOpt,
 ) -> None:
     """Find the galaxies most similar to galaxies of the run, to image files or to a table of
     representations; write a montage and a table of neighbours with cosine distances."""
     from astroclr.evaluate.query import MONTAGE_QUERIES, similar
+    from astroclr.session.package import model_source
 
     if out is not None:
         _check_image_format(out)
-    found = similar(run_dir, ids=ids or (), images=images or (), table=table, against=against,
-                    k=k, out=out, results=results)
+    found = similar(model_source(run_dir, model), ids=ids or (), images=images or (), table=table,
+                    against=against, k=k, out=out, results=results)
     for path, n in found.skipped.items():
         typer.echo(f"skipped {n} rows of {path} whose representation holds NaN or inf")
     t = found.table
@@ -99,7 +102,8 @@ def _check_image_format(path: Path) -> None:
 @app.command("plugins")
 @friendly
 def plugins_cmd() -> None:
-    """List every dataset, augmentation, backbone, method and evaluator, with its package."""
+    """List every dataset, augmentation, backbone, method, evaluator, command and model, with
+    its package."""
     from rich.console import Console
     from rich.table import Table
 

@@ -88,13 +88,12 @@ def table_queries(path: str | Path) -> tuple[list[Any], np.ndarray, int]:
     return [plain(v) for v in cat.ids], cat.representations, cat.skipped
 
 
-def image_queries(model: "TrainedModel", paths: Sequence[str | Path], raw_size: int
+def image_queries(model: "TrainedModel", paths: Sequence[str | Path]
                   ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """``(names, representations, preprocessed images)`` of image files, embedded with
-    ``model`` (its bands and preprocessing); names are the files' names."""
-    from astroclr.data.cutouts import read_cutout
-
-    raw = np.stack([read_cutout(p, model.bands, raw_size) for p in paths])
+    """``(names, representations, preprocessed images)`` of image files, read as the run's
+    dataset plugin reads its own (its ``read_image``, the run's crop, resize and bands) and
+    embedded with ``model``'s preprocessing; names are the files' names."""
+    raw = model.read_images(paths)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):  # checked below
         reps, pixels = model.embed(raw), model.preprocessing.apply(raw)
     check_finite_queries(reps, paths)
@@ -266,9 +265,7 @@ def similar(run_dir: str | Path, ids: Sequence[Any] = (), images: Sequence[str |
     elif images:
         from astroclr.session.trained import load
 
-        state = run.state
-        raw_size = state.get("raw_size") or state["image_size"] * state["preprocessing"]["bin"]
-        names, vectors, pixels = image_queries(load(run.dir), images, int(raw_size))
+        names, vectors, pixels = image_queries(load(run.dir), images)
         query_images = list(pixels)
         stem = Path(images[0]).name.split(".")[0]
     else:

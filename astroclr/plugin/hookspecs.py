@@ -26,6 +26,7 @@ from astroclr.plugin.specs import (
     DatasetSpec,
     EvaluatorSpec,
     MethodSpec,
+    ModelSpec,
 )
 
 hookspec = pluggy.HookspecMarker("astroclr")
@@ -183,4 +184,24 @@ def astroclr_commands() -> Iterable[CommandSpec]:
         @hookimpl
         def astroclr_commands():
             yield CommandSpec("mysurvey", "tools for my survey", make_app)
+    """
+
+
+@hookspec
+def astroclr_models() -> Iterable[ModelSpec]:
+    """Pretrained encoders this plugin ships: model packages written by ``astroclr export``,
+    used as ``--model NAME`` (``astroclr embed --model NAME``, ``astroclr.load(model=NAME)``)
+    and listed by ``astroclr models``.
+
+    Example (the package directory ``galaxy64/`` copied into the plugin's folder, and
+    declared as package data: ``[tool.setuptools.package-data] astroclr_mymodels = ["galaxy64/*"]``)::
+
+        from pathlib import Path
+
+        from astroclr.api import ModelSpec, hookimpl
+
+        @hookimpl
+        def astroclr_models():
+            yield ModelSpec("galaxy64", "SimCLR on SDSS gri, 64 px composites",
+                            Path(__file__).parent / "galaxy64")
     """

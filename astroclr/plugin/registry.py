@@ -31,6 +31,7 @@ _HOOKS = {
     "method": "astroclr_methods",
     "evaluator": "astroclr_evaluators",
     "command": "astroclr_commands",
+    "model": "astroclr_models",
 }
 
 

@@ -24,7 +24,7 @@ from astroclr.plugin.params import (
 __all__ = ["AstroclrError", "ConfigError", "PluginError", "Param", "validate_params",
            "PREPROCESSING_DEFAULTS", "preprocessing_params", "Ref", "DatasetSpec",
            "AugmentationSpec", "BackboneSpec", "MethodSpec", "ViewSpec", "EvaluatorSpec",
-           "CommandSpec", "RESULT_KINDS", "TARGET_KINDS", "SPEC_TYPES", "KINDS", "Provided"]
+           "CommandSpec", "ModelSpec", "RESULT_KINDS", "TARGET_KINDS", "SPEC_TYPES", "KINDS", "Provided"]
 
 
 class Ref:
@@ -90,6 +90,15 @@ class DatasetSpec:
     declared, validated and passed to ``load`` by the core. ``suggested`` holds augmentation
     parameters that suit the survey (``{"psf": {"fwhm": [0.4, 0.9]}}``: seeing in arcsec for
     its pixel scale), applied unless the user sets them.
+
+    ``read_image(file, params)`` (optional) reads one image file in the form the dataset's
+    own files come in (a survey's JPEG, a FITS cutout) and returns the raw (bands, H, W) float32
+    cutout that ``load`` would have made of it, before the core's preprocessing: cropped,
+    resized and in the bands' order of ``params`` (a dict: the run's dataset parameters, passed
+    whole since a dataset's parameters may include ``path``). Queries by
+    image (``astroclr similar --image``, ``TrainedModel.embed(paths)``) use it; a file it cannot
+    read is a one-line :class:`AstroclrError` saying what it accepts. Without it, the core
+    reads FITS cutouts and composites already at the raw size.
     """
 
     name: str
@@ -103,9 +112,11 @@ class DatasetSpec:
     preprocessing: Any = None
     #: suggested augmentation parameters, by augmentation name
     suggested: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: optional ``read_image(file, params) -> (bands, H, W) float32``: one query image file
+    read_image: Callable[..., Any] | str | None = None
 
     def __post_init__(self) -> None:
-        _callables(self, "dataset", "load", "prepare")
+        _callables(self, "dataset", "load", "prepare", "read_image")
 
     @property
     def all_params(self) -> tuple[Param, ...]:
@@ -261,11 +272,49 @@ class CommandSpec:
         _callables(self, "command", "make_app")
 
 
+@dataclass(frozen=True)
+class ModelSpec:
+    """A pretrained encoder: a model package (``astroclr export``) shipped inside a
+    pip-installable package, usable as ``--model NAME`` wherever a run directory is.
+
+    ``path`` is the package directory (a ``pathlib.Path``, typically beside the hook module), or
+    a ``"module:attr"`` reference to a callable returning it. The directory is read, and its
+    checksums verified, only when the model is used.
+    """
+
+    name: str
+    description: str
+    path: Any
+
+    def __post_init__(self) -> None:
+        import os
+
+        if isinstance(self.path, str):
+            object.__setattr__(self, "path", Ref(self.path, f"model {self.name!r}"))
+        elif not (isinstance(self.path, os.PathLike) or callable(self.path)):
+            raise PluginError(f"model {self.name!r}: path must be a directory (pathlib.Path), a "
+                              f"callable or a 'module:attr' string, got {type(self.path).__name__}")
+
+    def directory(self) -> Any:
+        """The package directory as a ``pathlib.Path`` (calling ``path`` if it is callable)."""
+        from pathlib import Path
+
+        try:
+            found = self.path() if callable(self.path) else self.path
+        except PluginError:
+            raise
+        except Exception as exc:  # the plugin's own callable failed
+            raise PluginError(f"model {self.name!r}: its path failed: {type(exc).__name__}: "
+                              f"{exc}") from None
+        return Path(found)
+
+
 #: The kinds of part, keyed by the word used in configs, CLI output and errors, with the spec
 #: type each kind's hook must yield.
 SPEC_TYPES: dict[str, type] = {"dataset": DatasetSpec, "augmentation": AugmentationSpec,
                                "backbone": BackboneSpec, "method": MethodSpec,
-                               "evaluator": EvaluatorSpec, "command": CommandSpec}
+                               "evaluator": EvaluatorSpec, "command": CommandSpec,
+                               "model": ModelSpec}
 KINDS = tuple(SPEC_TYPES)
 
 

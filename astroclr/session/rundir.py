@@ -367,7 +367,44 @@ class Run:
         return load_dataset(registry, resolve(self.config, registry))
 
 
+class PackageDir(RunDir):
+    """A model package (``astroclr export``, :mod:`astroclr.session.package`) read as a run
+    directory: usable only after its checksums are verified, and never written (figures a
+    command would write into a run go to the working directory instead)."""
+
+    def require(self) -> "PackageDir":
+        from astroclr.session.package import WEIGHTS, verify
+
+        super().require()
+        verify(self.path, (self.CONFIG, self.STATE, WEIGHTS))
+        return self
+
+    @property
+    def model(self) -> Path:
+        from astroclr.session.package import WEIGHTS
+
+        return self.path / WEIGHTS
+
+    def load_encoder_weights(self) -> dict[str, Any]:
+        from astroclr.session.package import read_weights
+
+        return read_weights(self.model)
+
+    def figure(self, stem: str, suffix: str = ".png") -> Path:
+        return Path.cwd() / (safe_name(stem) + suffix)
+
+    def check_writable(self, what: str = "the run directory") -> "PackageDir":
+        raise AstroclrError(f"{self.path} is a model package (astroclr export): it is read, "
+                            f"never written; evaluate or resume the run it was exported from")
+
+    def lock(self, enabled: bool = True) -> Any:
+        self.check_writable()
+
+
 def open_run(run_dir: str | Path) -> Run:
-    """Open an existing run directory (a one-line error when it is not one)."""
-    rundir = RunDir(run_dir).require()
+    """Open an existing run directory, or a model package read as one after its checksums
+    are verified (a one-line error when it is neither)."""
+    from astroclr.session.package import is_package
+
+    rundir = (PackageDir if is_package(run_dir) else RunDir)(run_dir).require()
     return Run(rundir, rundir.read_config(), rundir.read_state())

@@ -161,7 +161,8 @@ def astroclr_datasets() -> Iterator[DatasetSpec]:
     yield DatasetSpec("sdss", "SDSS gri cutouts from FITS cutouts, frames + catalogue, colour "
                       "composites or a prepared directory; with no input, the embedded Galaxy "
                       "Zoo 1 sample (4,014 galaxies, early/late labels)", load, params=PARAMS,
-                      prepare=prepare, preprocessing=PREPROCESSING)
+                      prepare=prepare, preprocessing=PREPROCESSING,
+                      read_image="astroclr_sdss.query_image:read_image")
 
 
 @hookimpl
