@@ -212,3 +212,42 @@ def cache_dir(kind: str) -> Path:
     if not root:
         root = str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "astroclr")
     return Path(root) / kind
+
+
+def read_embeddings_table(path: str | Path) -> Any:
+    """An embeddings table (``astroclr embed`` or a run's) with its ``id`` and
+    ``representation`` columns checked, and byte-string columns decoded to str."""
+    import warnings
+
+    import numpy as np
+    from astropy.table import Table
+
+    from astroclr.plugin.specs import AstroclrError
+
+    path = Path(path)
+    if not path.is_file():
+        raise AstroclrError(f"{path} does not exist: train a run (astroclr run) or embed a "
+                            f"catalogue (astroclr embed) first")
+    try:
+        if path.suffix.lower() in PARQUET_SUFFIXES:  # pyarrow alone (astropy's needs pandas)
+            table = read_parquet(path)
+        else:
+            with warnings.catch_warnings():  # astropy's unit warnings: the columns are checked
+                warnings.simplefilter("ignore")
+                table = Table.read(path)
+    except AstroclrError:
+        raise
+    except Exception as exc:  # a truncated or foreign file: say which, not a FITS traceback
+        # the first line only: astropy appends a 50-line table of formats to "unknown format"
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise AstroclrError(f"cannot read {path} as an embeddings table (FITS or Parquet): "
+                            f"{type(exc).__name__}: {first}") from None
+    for col in ("id", "representation"):
+        if col not in table.colnames:
+            raise AstroclrError(f"{path} has no {col!r} column; columns: "
+                                f"{', '.join(table.colnames)}")
+    table.convert_bytestring_to_unicode()
+    reps = np.asarray(table["representation"])
+    if reps.ndim != 2 or len(reps) == 0:
+        raise AstroclrError(f"{path}: 'representation' must be (N, D), got shape {reps.shape}")
+    return table

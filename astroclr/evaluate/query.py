@@ -44,7 +44,8 @@ class Catalogue:
     @classmethod
     def open(cls, path: str | Path) -> "Catalogue":
         """The embeddings table ``path``, or a run directory's ``embeddings.fits``."""
-        from astroclr.session.rundir import RunDir, read_embeddings_table
+        from astroclr.files import read_embeddings_table
+        from astroclr.session.rundir import RunDir
 
         path = Path(path)
         table_path = RunDir(path).embeddings if path.is_dir() else path

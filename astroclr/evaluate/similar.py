@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 def load_embeddings(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """``(ids, representations)`` from a run directory or an embeddings table file."""
-    from astroclr.session.rundir import RunDir, read_embeddings_table
+    from astroclr.files import read_embeddings_table
+    from astroclr.session.rundir import RunDir
 
     path = Path(path)
     is_table = path.is_file() or path.suffix.lower() in (".fits", ".fit", ".parquet")

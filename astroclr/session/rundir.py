@@ -19,14 +19,20 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from astroclr.files import atomic_path, atomic_write, check_writable, read_json, write_json
+from astroclr.files import (
+    atomic_path,
+    atomic_write,
+    check_writable,
+    read_embeddings_table,
+    read_json,
+    write_json,
+)
 from astroclr.plugin.specs import AstroclrError
 from astroclr.session.state import RunState, check_finite_weights
 
@@ -277,42 +283,6 @@ class RunDir:
         """``(ids, representations)`` of the run; a one-line error when unusable."""
         table = self.read_embeddings()
         return np.asarray(table["id"]), np.asarray(table["representation"], dtype=np.float32)
-
-
-def read_embeddings_table(path: str | Path) -> "Table":
-    """An embeddings table (``astroclr embed`` or a run's) with its ``id`` and
-    ``representation`` columns checked, and byte-string columns decoded to str."""
-    from astropy.table import Table
-
-    path = Path(path)
-    if not path.is_file():
-        raise AstroclrError(f"{path} does not exist: train a run (astroclr run) or embed a "
-                            f"catalogue (astroclr embed) first")
-    from astroclr.files import PARQUET_SUFFIXES, read_parquet
-
-    try:
-        if path.suffix.lower() in PARQUET_SUFFIXES:  # pyarrow alone (astropy's needs pandas)
-            table = read_parquet(path)
-        else:
-            with warnings.catch_warnings():  # astropy's unit warnings: the columns are checked
-                warnings.simplefilter("ignore")
-                table = Table.read(path)
-    except AstroclrError:
-        raise
-    except Exception as exc:  # a truncated or foreign file: say which, not a FITS traceback
-        # the first line only: astropy appends a 50-line table of formats to "unknown format"
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise AstroclrError(f"cannot read {path} as an embeddings table (FITS or Parquet): "
-                            f"{type(exc).__name__}: {first}") from None
-    for col in ("id", "representation"):
-        if col not in table.colnames:
-            raise AstroclrError(f"{path} has no {col!r} column; columns: "
-                                f"{', '.join(table.colnames)}")
-    table.convert_bytestring_to_unicode()
-    reps = np.asarray(table["representation"])
-    if reps.ndim != 2 or len(reps) == 0:
-        raise AstroclrError(f"{path}: 'representation' must be (N, D), got shape {reps.shape}")
-    return table
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
