@@ -23,6 +23,7 @@ from astroclr.train.loader import training_loader
 from astroclr.train.model import SelfSupervisedModel, convert_global_batchnorm
 from astroclr.train.schedule import (
     BudgetRefit,
+    Clock,
     Plan,
     ScheduleSync,
     apply_schedule,
@@ -188,10 +189,12 @@ class GlobalBatchNormSync(LayerSync):
         return model  # GlobalBatchNorm is a plain BatchNorm outside distributed training
 
 
-def build_trainer(train: "TrainOptions", rundir: "RunDir", progress: TrainingProgress,
-                  max_seconds: float | None = None) -> L.Trainer:
+def build_trainer(train: "TrainOptions", rundir: "RunDir", progress: TrainingProgress
+                  ) -> L.Trainer:
     """A Lightning trainer for ``train``'s devices, checkpointing into ``rundir``; its loop
-    limits are set once the schedule is planned (see :func:`apply_schedule`)."""
+    limits are set once the schedule is planned (see :func:`apply_schedule`), and a time
+    budget is kept by :class:`BudgetRefit` (not Lightning's ``max_time``, which would stop the
+    loop at a step the plan does not know of)."""
     kwargs: dict[str, Any] = dict(
         accelerator=train.lightning_accelerator,
         devices=train.device_spec,
@@ -213,8 +216,6 @@ def build_trainer(train: "TrainOptions", rundir: "RunDir", progress: TrainingPro
         deterministic=False,
         num_sanity_val_steps=0,
     )
-    if max_seconds is not None:
-        kwargs["max_time"] = {"seconds": max_seconds}
     try:
         return L.Trainer(**kwargs)
     except Exception as exc:  # ValueError, Lightning's MisconfigurationException, ...
@@ -222,21 +223,22 @@ def build_trainer(train: "TrainOptions", rundir: "RunDir", progress: TrainingPro
 
 
 def fit(model: SelfSupervisedModel, galaxies: "Galaxies", train: "TrainOptions", seed: int,
-        run_dir: "RunDir | Path", show_progress: bool = True, ckpt_path: str | None = None
-        ) -> dict[str, Any]:
-    """Train ``model`` on ``galaxies``; returns a summary (steps, seconds, loss, images/s)."""
+        run_dir: "RunDir | Path", show_progress: bool = True, ckpt_path: str | None = None,
+        *, clock: Clock = time.perf_counter) -> dict[str, Any]:
+    """Train ``model`` on ``galaxies``; returns a summary (steps, seconds, loss, images/s).
+
+    ``clock`` is what a time budget is measured with (a fake one makes the plan testable)."""
     from astroclr.session.rundir import RunDir
 
     rundir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     if train.threads:
         torch.set_num_threads(train.threads)
     quiet_lightning()
-    started = time.perf_counter()
+    started = clock()
     progress = TrainingProgress(enabled=show_progress)
     budget = train.budget_seconds
     # The schedule is set once the world size is known (it sets the steps per epoch).
-    trainer = build_trainer(train, rundir, progress,
-                            max_seconds=None if budget is None else budget * 1.15)
+    trainer = build_trainer(train, rundir, progress)
     schedule = stored_schedule(rundir.schedule, train) if ckpt_path is not None else None
     if schedule is None:
         try:
@@ -244,7 +246,7 @@ def fit(model: SelfSupervisedModel, galaxies: "Galaxies", train: "TrainOptions",
         except Exception:  # a strategy that knows its device only once launched
             device = None
         schedule = plan_schedule(train, len(galaxies), model, galaxies.images,
-                                 world_size=trainer.world_size, device=device)
+                                 world_size=trainer.world_size, device=device, clock=clock)
     writes = trainer.global_rank == 0 and launched_rank() == 0
     plan = Plan(schedule, (lambda s: write_schedule(rundir.schedule, s, train)) if writes else None)
     plan.replace(world_size=int(trainer.world_size))
@@ -253,8 +255,11 @@ def fit(model: SelfSupervisedModel, galaxies: "Galaxies", train: "TrainOptions",
     # estimated_stepping_batches would build the loader before the checkpoint is restored.
     model.total_steps = plan.current.steps
     trainer.callbacks.append(ScheduleSync(plan))
-    if budget is not None and ckpt_path is None:  # a fresh plan: plan_schedule timed it
-        trainer.callbacks.append(BudgetRefit(plan, started, at_step=refit_step(plan.current)))
+    if budget is not None and plan.current.budget_seconds is not None:
+        # A fresh plan was timed by plan_schedule and is refitted; a resumed one is kept, and
+        # only the hard stop applies (to this process's time).
+        at_step = refit_step(plan.current) if ckpt_path is None else None
+        trainer.callbacks.append(BudgetRefit(plan, started, at_step, clock))
     data = ImageDataModule(galaxies.images, min(train.batch_size, len(galaxies)), seed)
     # One process only: with several, each would stop at its own batch and the collective
     # checkpoint write would wait forever; distributed runs keep Lightning's handling.
