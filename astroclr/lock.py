@@ -1,11 +1,10 @@
-"""One writer per directory: a lock file naming its holder, taken atomically, stale ones taken over.
+"""One writer per directory: an OS file lock (``filelock``) on ``.lock``, which names its holder.
 
 A run directory and a prepared-dataset directory are each written by one process at a time.
-The lock is a small JSON file (``.lock``: pid, host, start time) that appears complete or not
-at all: it is written under a temporary name and hard-linked into place, and a link, like
-``O_EXCL``, fails when the name exists. A second writer therefore fails at once with a line
-naming the holder. A lock left by a process that died (same host, pid no longer alive) is
-taken over; a lock from another host cannot be judged from here and is never taken over.
+The lock itself is the operating system's (``flock`` through :class:`filelock.FileLock`): it
+is released by the kernel when its process ends, however it ends, so a lock left by a killed
+process is simply free again. Once taken, the holder writes its pid, host, start time and
+command into the lock file, so a second writer fails at once with a line naming the holder.
 """
 
 from __future__ import annotations
@@ -14,8 +13,8 @@ import contextlib
 import json
 import os
 import socket
+import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -23,106 +22,71 @@ from astroclr.plugin.specs import AstroclrError
 
 LOCK_NAME = ".lock"
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    except OSError:
-        return False
-    return True
+#: the locks this process holds, by lock-file path (a FileLock object holds the OS lock)
+_HELD: dict[Path, Any] = {}
 
 
-def _read(path: Path) -> dict[str, Any] | None:
+def _read(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
 
 
 def _holder(info: dict[str, Any]) -> str:
-    return (f"pid {info.get('pid', '?')} on host {info.get('host', '?')} since "
+    text = (f"pid {info.get('pid', '?')} on host {info.get('host', '?')} since "
             f"{info.get('started', '?')}")
+    return text + (f": {info['command']}" if info.get("command") else "")
 
 
-def _is_stale(info: dict[str, Any]) -> bool:
-    pid = info.get("pid")
-    return (info.get("host") == socket.gethostname() and isinstance(pid, int)
-            and pid != os.getpid() and not _alive(pid))
-
-
-def _create(path: Path, text: str) -> bool:
-    """Create ``path`` holding ``text`` unless it exists; False when it does."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(text)
-    try:
-        os.link(tmp, path)  # atomic, and refuses an existing name: the lock appears complete
-        return True
-    except FileExistsError:
-        return False
-    except OSError:  # a file system without hard links: O_EXCL, written just after creation
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return False
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        return True
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _take_over(path: Path, stale: dict[str, Any]) -> None:
-    """Move a stale lock aside, unless another process replaced it meanwhile."""
-    aside = path.with_name(f"{path.name}.stale.{os.getpid()}.{uuid.uuid4().hex[:8]}")
-    try:
-        os.rename(path, aside)
-    except FileNotFoundError:
-        return  # another process took it over first
-    if _read(aside) != stale:  # not the one judged stale: put it back where it was
-        with contextlib.suppress(OSError):
-            os.link(aside, path)
-    aside.unlink(missing_ok=True)
+def _command() -> str:
+    words = [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv and sys.argv[0] else ["python"]
+    text = " ".join(words)
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def acquire(directory: str | Path, what: str) -> Path:
-    """Take the lock of ``directory`` (which must exist) for a ``what`` (e.g. "run")."""
+    """Take the lock of ``directory`` (which must exist) for a ``what`` (e.g. "run"); a held
+    lock is an error naming its holder, at once (no waiting)."""
+    import filelock
+
     path = Path(directory) / LOCK_NAME
-    mine = {"pid": os.getpid(), "host": socket.gethostname(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "what": what}
-    text = json.dumps(mine)
-    for _ in range(5):
-        try:
-            if _create(path, text):
-                return path
-        except OSError as exc:
-            raise AstroclrError(f"cannot lock {directory}: {exc.strerror or exc}") from None
+    lock = filelock.FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
         info = _read(path)
-        if info is None:
-            continue  # released between our attempt and the read: try again
-        if _is_stale(info):
-            _take_over(path, info)
-            continue
-        if not info:  # being written by a writer without hard links, or damaged
-            raise AstroclrError(f"{directory} is locked by another astroclr process ({path} is "
-                                f"unreadable); remove {path} if no astroclr process uses it")
-        raise AstroclrError(f"{directory} is in use by another astroclr {info.get('what', 'process')} "
-                            f"({_holder(info)}); wait for it to finish, or remove {path} if that "
-                            f"process is gone")
-    raise AstroclrError(f"cannot lock {directory}: {path} keeps changing")
+        if not info:  # the holder has not written its name yet
+            raise AstroclrError(f"{directory} is in use by another astroclr process "
+                                f"({path} is locked)") from None
+        raise AstroclrError(f"{directory} is in use by another astroclr "
+                            f"{info.get('what', 'process')} ({_holder(info)}); wait for it to "
+                            f"finish") from None
+    except OSError as exc:
+        raise AstroclrError(f"cannot lock {directory}: {exc.strerror or exc}") from None
+    mine = {"pid": os.getpid(), "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "what": what,
+            "command": _command()}
+    try:
+        path.write_text(json.dumps(mine))  # the OS lock stays on its own descriptor
+    except OSError as exc:
+        lock.release()
+        raise AstroclrError(f"cannot lock {directory}: {exc.strerror or exc}") from None
+    _HELD[path] = lock
+    return path
 
 
 def release(path: Path) -> None:
-    """Remove the lock at ``path`` if it is still this process's."""
-    info = _read(path)
-    if info and info.get("pid") == os.getpid() and info.get("host") == socket.gethostname():
-        path.unlink(missing_ok=True)
+    """Release the lock at ``path`` if this process holds it, removing the file (a peer that
+    opened it meanwhile sees the file gone and takes a fresh one); another's is left alone."""
+    lock = _HELD.pop(Path(path), None)
+    if lock is None:
+        return
+    try:
+        Path(path).unlink(missing_ok=True)
+    finally:
+        lock.release()
 
 
 @contextlib.contextmanager
