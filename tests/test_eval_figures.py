@@ -74,6 +74,40 @@ def test_label_efficiency_after_real_evaluators(tmp_path, registry):
     assert (tmp_path / "figures" / "label_efficiency.png").is_file()
 
 
+def test_no_two_label_efficiency_series_share_colour_and_dash():
+    from astroclr_evaluators.label_efficiency import series_styles
+
+    found = {f"{ev} ({model})": {"evaluator": ev, "model": model}
+             for ev, models in {"probe": ("linear", "mlp"), "colours": ("linear", "mlp"),
+                                "pca": ("linear", "mlp"), "untrained": ("linear", "mlp"),
+                                "knn": ("knn",), "cnn": ("cnn",), "finetune": ("finetune",),
+                                # evaluators and model kinds from other packages
+                                "zoo": ("linear", "forest"), "other": ("boost",)}.items()
+             for model in models}
+    styles = series_styles(found)
+    assert len(set(styles.values())) == len(found)
+    colour = {c["evaluator"]: styles[label][0] for label, c in found.items()}
+    dash = {c["model"]: styles[label][1] for label, c in found.items()}
+    assert len(set(colour.values())) == len(colour)  # one colour per feature source
+    assert len(set(map(str, dash.values()))) == len(dash)  # one dash per model kind
+    assert styles["probe (linear)"][0] != styles["colours (linear)"][0]
+    assert styles["probe (linear)"][1] == styles["colours (linear)"][1]
+
+
+def test_many_feature_sources_still_get_colours_of_their_own():
+    from astroclr_evaluators.label_efficiency import series_styles
+
+    found = {f"e{i}": {"evaluator": f"e{i}", "model": "linear"} for i in range(30)}
+    assert len(set(series_styles(found).values())) == 30
+
+
+def test_label_efficiency_is_the_reports_headline(tmp_path, registry):
+    results = {"probe": _curve_result("probe", "linear", "SimCLR probe (linear)", {10: 0.7}),
+               "pca": _curve_result("pca", "linear", "PCA (linear)", {10: 0.6})}
+    res = run_evaluators(registry, ["label_efficiency"], {}, _ctx(tmp_path, results))
+    assert res["label_efficiency"].headline == 1
+
+
 # -- umap ------------------------------------------------------------------------------------
 
 def test_umap_figure_with_catalogue_colours(tmp_path, registry, monkeypatch):

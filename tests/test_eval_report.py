@@ -141,3 +141,24 @@ def test_report_of_real_evaluators(tmp_path, registry):
     doc = json.loads((tmp_path / "metrics.json").read_text())
     assert doc["evaluators"]["probe"]["metrics"]["models"]["linear"]["by_size"]["30"]["n_train"] == 30
     assert "SimCLR probe (linear)" in md.read_text() and "PCA (linear)" in page.read_text()
+
+
+def test_the_report_opens_with_the_answer(tmp_path):
+    """Headline sections (the label-efficiency table and figure, then the map) come first,
+    the run's facts, timings and other evaluators after."""
+    results = _results(tmp_path)
+    fig = _png(tmp_path / "figures" / "label_efficiency.png")
+    results["umap"] = EvalResult(markdown="The map.", headline=2)
+    results["label_efficiency"] = EvalResult(
+        markdown="| method | N=100 |\n|---|---|\n| SimCLR probe (linear) | 0.800 ± 0.010 |",
+        figures=[fig], headline=1)
+    md, page = write_report(tmp_path, SUMMARY, results)
+    text = md.read_text()
+    order = [text.index(h) for h in ("## label_efficiency", "| SimCLR probe (linear) | 0.800",
+                                      "](figures/label_efficiency.png)", "## umap", "## Run",
+                                      "## Evaluation time", "## probe", "## knn")]
+    assert order == sorted(order)
+    assert text.count("## label_efficiency") == 1  # not repeated with the details
+    html = page.read_text()
+    assert html.index("<h2>label_efficiency</h2>") < html.index("<h2>umap</h2>") < \
+        html.index("<h2>Run</h2>")

@@ -159,6 +159,10 @@ class EvalResult:
 
     ``columns``: per-galaxy values, ``name -> (N,) array`` in galaxy order (e.g. an anomaly
     score); a run adds them to ``embeddings.fits`` (not to ``metrics.json``).
+
+    ``headline``: the section answers the run's question (the label-efficiency table and
+    figure, the map), so the report opens with it, before the run's facts; sections with a
+    headline are ordered by it (lower first). None: with the details, in evaluation order.
     """
 
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -167,6 +171,7 @@ class EvalResult:
     seconds: float = 0.0
     kind: str | None = None
     columns: dict[str, np.ndarray] = field(default_factory=dict)
+    headline: int | None = None
 
 
 def evaluation_order(registry: "Registry", names: Sequence[str]) -> list[str]:

@@ -104,29 +104,46 @@ def _summary_markdown(summary: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _markdown(run_dir: Path, summary: Mapping[str, Any],
-              results: Mapping[str, "EvalResult"]) -> str:
+def _section(name: str, r: "EvalResult", run_dir: Path) -> list[str]:
+    lines = [f"## {name}", ""]
+    text = (r.markdown or "").strip()
+    if text:
+        # evaluators write level-2/3 headings for their own parts: push them one level down
+        text = re.sub(r"(?m)^(#{1,5}) ", lambda m: "#" + m.group(1) + " ", text)
+        lines += [text, ""]
+    for fig in r.figures:
+        rel = _relative(Path(fig), run_dir)
+        if Path(fig).suffix.lower() == ".html":  # an interactive figure: embedded in HTML
+            lines += [f"[interactive: {name} {Path(fig).stem}]({rel})", ""]
+        else:
+            lines += [f"![{name}: {Path(fig).stem}]({rel})", ""]
+    return lines
+
+
+def _markdown(run_dir: Path, summary: Mapping[str, Any], results: Mapping[str, "EvalResult"],
+              curves: Path | None = None) -> str:
+    """The answer first (the sections with a headline: the label-efficiency table and figure,
+    the map), then the run's facts, its training curves, the evaluation times, the details."""
     title = str(summary.get("title") or "astroclr run")
     lines = [f"# {title}", ""]
+    headline = sorted((r.headline, i, name) for i, (name, r) in enumerate(results.items())
+                      if r.headline is not None)
+    for _, _, name in headline:
+        lines += _section(name, results[name], run_dir)
     if summary:
         lines += _summary_markdown(summary)
+    if curves is not None:
+        lines += ["## Training", "", "Loss and learning rate per optimiser step "
+                  "(`logs/metrics.csv`).", "",
+                  f"![training curves]({_relative(curves, run_dir)})", ""]
     if results:
         lines += ["## Evaluation time", "", "| evaluator | seconds |", "|---|---|"]
         lines += [f"| {name} | {r.seconds:.1f} |" for name, r in results.items()]
         lines.append("")
+    shown = {name for _, _, name in headline}
     for name, r in results.items():
-        lines += [f"## {name}", ""]
-        text = (r.markdown or "").strip()
-        if text:
-            # evaluators write level-2/3 headings for their own parts: push them one level down
-            text = re.sub(r"(?m)^(#{1,5}) ", lambda m: "#" + m.group(1) + " ", text)
-            lines += [text, ""]
-        for fig in r.figures:
-            rel = _relative(Path(fig), run_dir)
-            if Path(fig).suffix.lower() == ".html":  # an interactive figure: embedded in HTML
-                lines += [f"[interactive: {name} {Path(fig).stem}]({rel})", ""]
-            else:
-                lines += [f"![{name}: {Path(fig).stem}]({rel})", ""]
+        if name not in shown:
+            lines += _section(name, r, run_dir)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -147,141 +164,78 @@ code { background: #f4f4f8; padding: 0 .2em; }
 """
 
 
-def _inline(text: str, run_dir: Path) -> str:
-    """Inline Markdown (code, bold, italic, images, links) to HTML; images embedded."""
-    parts = re.split(r"(`[^`]*`)", text)
-    out = []
-    for part in parts:
-        if part.startswith("`") and part.endswith("`") and len(part) >= 2:
-            out.append(f"<code>{html.escape(part[1:-1])}</code>")
-            continue
-        s = html.escape(part, quote=False)
-        s = re.sub(r"!\[([^\]]*)\]\(([^)]+)\)", lambda m: _img(m.group(1), m.group(2), run_dir), s)
-        s = re.sub(r"\[([^\]]+)\]\(([^)]+)\)", r'<a href="\2">\1</a>', s)
-        s = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", s)
-        s = re.sub(r"(?<![\w*])\*([^*\s][^*]*)\*(?!\w)", r"<em>\1</em>", s)
-        out.append(s)
-    return "".join(out)
-
-
-def _img(alt: str, src: str, run_dir: Path) -> str:
-    path = Path(html.unescape(src))
-    path = path if path.is_absolute() else run_dir / path
+def _image(self: Any, tokens: list, idx: int, options: Any, env: dict) -> str:
+    """An image embedded as base64 PNG, so the page is one file; a note if it is missing."""
+    token = tokens[idx]
+    src = str(token.attrGet("src") or "")
+    alt = self.renderInlineAsText(token.children or [], options, env)
+    path = Path(src)
+    path = path if path.is_absolute() else env["run_dir"] / path
     if path.suffix.lower() == ".png" and path.is_file():
         data = base64.b64encode(path.read_bytes()).decode("ascii")
         return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-    return f'<p><em>(figure not found: {html.escape(str(src))})</em></p>'
+    return f"<em>(figure not found: {html.escape(src)})</em>"
 
 
-def _table(rows: list[str], run_dir: Path) -> str:
-    def cells(row: str) -> list[str]:
-        row = row.strip()
-        row = row[1:] if row.startswith("|") else row
-        row = row[:-1] if row.endswith("|") and not row.endswith("\\|") else row
-        return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", row)]
-
-    head = cells(rows[0])
-    body = [cells(r) for r in rows[2:]]
-    out = ["<table>", "<thead><tr>" + "".join(f"<th>{_inline(c, run_dir)}</th>" for c in head)
-           + "</tr></thead>", "<tbody>"]
-    for r in body:
-        out.append("<tr>" + "".join(f"<td>{_inline(c, run_dir)}</td>" for c in r) + "</tr>")
-    out += ["</tbody>", "</table>"]
-    return "\n".join(out)
-
-
-_INTERACTIVE = re.compile(r"^\[interactive: ([^\]]*)\]\(([^)]+\.html)\)$")
-
-
-def _frame(line: str, run_dir: Path) -> str:
+def _frame(label: str, src: str, run_dir: Path) -> str:
     """An interactive figure (a self-contained HTML page) in an ``<iframe srcdoc>``, so the
     report stays one file and the page's script and style stay its own; a link if missing."""
-    m = _INTERACTIVE.match(line)
-    assert m is not None
-    path = Path(m.group(2))
+    path = Path(src)
     path = path if path.is_absolute() else run_dir / path
     if not path.is_file():
-        return f'<p><a href="{html.escape(m.group(2))}">{html.escape(m.group(1))}</a></p>'
+        return f'<p><a href="{html.escape(src)}">{html.escape(label)}</a></p>\n'
     doc = html.escape(path.read_text(encoding="utf-8"), quote=True)
-    return (f'<iframe title="{html.escape(m.group(1))}" srcdoc="{doc}" style="width:100%;'
-            f'height:720px;border:1px solid #ddd"></iframe>')
+    return (f'<iframe title="{html.escape(label)}" srcdoc="{doc}" style="width:100%;'
+            f'height:720px;border:1px solid #ddd"></iframe>\n')
+
+
+def _interactive_frames(tokens: list, run_dir: Path) -> list:
+    """Paragraphs that are only a link ``[interactive: ...](page.html)`` become iframes."""
+    from markdown_it.token import Token
+
+    out: list = []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        kids = tok.children or []
+        if (tok.type == "inline" and len(kids) == 3 and kids[0].type == "link_open"
+                and kids[1].type == "text" and kids[1].content.startswith("interactive: ")
+                and str(kids[0].attrGet("href") or "").endswith(".html")
+                and out and out[-1].type == "paragraph_open"):
+            out.pop()  # the paragraph_open; its paragraph_close is skipped below
+            block = Token("html_block", "", 0)
+            block.content = _frame(kids[1].content[len("interactive: "):],
+                                   str(kids[0].attrGet("href")), run_dir)
+            out.append(block)
+            i += 2
+            continue
+        out.append(tok)
+        i += 1
+    return out
 
 
 def markdown_to_html(text: str, run_dir: Path) -> str:
-    """The small subset of Markdown that astroclr's reports use, as HTML.
+    """The report's Markdown as HTML (CommonMark and pipe tables, by markdown-it-py): images
+    embedded as base64 PNG, interactive figures in iframes, raw HTML blocks (``<details>``)
+    kept, any other ``<`` in text escaped."""
+    from markdown_it import MarkdownIt
 
-    Headings, paragraphs, pipe tables, bullet lists, fenced code, raw HTML lines (such as
-    ``<details>``), inline code/bold/italic/links and images (embedded as base64 PNG).
-    """
-    lines = text.splitlines()
-    out: list[str] = []
-    para: list[str] = []
-    i = 0
-
-    def flush() -> None:
-        if para:
-            out.append("<p>" + _inline(" ".join(para), run_dir) + "</p>")
-            para.clear()
-
-    while i < len(lines):
-        line = lines[i]
-        stripped = line.strip()
-        if stripped.startswith("```"):
-            flush()
-            block = []
-            i += 1
-            while i < len(lines) and not lines[i].strip().startswith("```"):
-                block.append(lines[i])
-                i += 1
-            out.append("<pre><code>" + html.escape("\n".join(block)) + "</code></pre>")
-            i += 1
-            continue
-        heading = re.match(r"^(#{1,6})\s+(.*)$", stripped)
-        if heading:
-            flush()
-            level = len(heading.group(1))
-            out.append(f"<h{level}>{_inline(heading.group(2), run_dir)}</h{level}>")
-        elif stripped.startswith("|") and i + 1 < len(lines) and re.match(
-                r"^\|?\s*:?-{3,}", lines[i + 1].strip()):
-            flush()
-            rows = []
-            while i < len(lines) and lines[i].strip().startswith("|"):
-                rows.append(lines[i])
-                i += 1
-            out.append(_table(rows, run_dir))
-            continue
-        elif re.match(r"^[-*] ", stripped):
-            flush()
-            items = []
-            while i < len(lines) and re.match(r"^[-*] ", lines[i].strip()):
-                items.append("<li>" + _inline(lines[i].strip()[2:], run_dir) + "</li>")
-                i += 1
-            out.append("<ul>" + "".join(items) + "</ul>")
-            continue
-        elif stripped.startswith("<") and stripped.endswith(">"):
-            flush()
-            out.append(stripped)  # our own raw HTML (details/summary)
-        elif _INTERACTIVE.match(stripped):
-            flush()
-            out.append(_frame(stripped, run_dir))
-        elif stripped.startswith("!["):
-            flush()
-            out.append(_inline(stripped, run_dir))
-        elif not stripped:
-            flush()
-        else:
-            para.append(stripped)
-        i += 1
-    flush()
-    return "\n".join(out)
+    md = MarkdownIt("commonmark", {"html": True}).enable("table").disable("html_inline")
+    md.add_render_rule("image", _image)
+    tokens = _interactive_frames(md.parse(text), run_dir)
+    return md.renderer.render(tokens, md.options, {"run_dir": run_dir})
 
 
 def write_report(run_dir: "str | Path | RunDir", summary: Mapping[str, Any],
                  results: Mapping[str, "EvalResult"]) -> tuple[Path, Path]:
-    """Write ``run_dir/report.md`` (figures linked) and a self-contained ``report.html``."""
+    """Write ``run_dir/report.md`` (figures linked) and a self-contained ``report.html``;
+    the training curves are drawn from the run's log into its figures when it has one."""
+    from astroclr.session.curves import plot_training_curves
+
     rundir = _rundir(run_dir)
     run_dir = rundir.path
-    text = _markdown(run_dir, summary, results)
+    curves = plot_training_curves(rundir.training_log, rundir.figure("training_curves"))
+    text = _markdown(run_dir, summary, results, curves)
     md_path = atomic_write(rundir.report_md, text)
     title = html.escape(str(summary.get("title") or "astroclr run"))
     body = markdown_to_html(text, run_dir)

@@ -133,6 +133,11 @@ class RunDir:
     def logs(self) -> Path:
         return self.path / "logs"
 
+    @property
+    def training_log(self) -> Path:
+        """Lightning's CSV log of the training steps (loss, learning rate)."""
+        return self.logs / "metrics.csv"
+
     def figure(self, stem: str, suffix: str = ".png") -> Path:
         """A figure path inside ``figures/`` whatever ``stem`` holds (ids are data, not paths)."""
         return self.figures / (safe_name(stem) + suffix)

@@ -12,19 +12,56 @@ gives "the SimCLR probe needs X× fewer labels".
 
 from __future__ import annotations
 
+import colorsys
 import math
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from astroclr.api import METRIC_TITLES, fmt
 
 if TYPE_CHECKING:
     from astroclr.api import EvalContext, EvalResult
 
-#: colours per evaluator, so each method keeps its colour across runs
+#: one colour per feature source (the evaluator), kept across runs; an evaluator from another
+#: package takes the first spare colour no other series of the figure uses
 _COLOURS = {"probe": "tab:blue", "knn": "tab:cyan", "pca": "tab:orange", "untrained": "tab:gray",
-            "cnn": "tab:red", "finetune": "tab:green"}
-_STYLES = {"mlp": "-", "linear": "--", "knn": ":", "cnn": "-", "finetune": "-"}
+            "colours": "tab:purple", "cnn": "tab:red", "finetune": "tab:green"}
+_SPARE_COLOURS = ("tab:brown", "tab:pink", "tab:olive", "navy", "gold", "teal", "maroon",
+                  "lime")  # not black: the majority-class line is
+#: one dash per model kind (the probe's linear and MLP models, the knn vote, the networks)
+_DASHES: dict[str, Any] = {"mlp": "-", "linear": "--", "knn": ":", "cnn": "-.",
+                           "finetune": (0, (5, 1, 1, 1, 1, 1))}
+_SPARE_DASHES: tuple[Any, ...] = ((0, (1, 3)), (0, (8, 2)), (0, (3, 1, 1, 1)), (0, (6, 2, 2, 2)),
+                                  (0, (2, 2)), (0, (10, 3, 2, 3)))
 BASELINE_ORDER = ("cnn", "pca")
+
+
+def _assign(keys: list[str], known: Mapping[str, Any], spare: tuple[Any, ...],
+            make: Callable[[int], Any]) -> dict[str, Any]:
+    """Each key its known value, or the first spare value no other key has; past the spares,
+    ``make(i)`` for the i-th more (a value of its own)."""
+    out = {k: known[k] for k in keys if k in known}
+    free = [v for v in (*spare, *known.values()) if v not in out.values()]
+    extra = 0
+    for k in keys:
+        if k not in out:
+            extra += not free
+            out[k] = free.pop(0) if free else make(extra)
+    return out
+
+
+def _made_colour(i: int) -> str:
+    r, g, b = colorsys.hsv_to_rgb((0.13 + 0.618 * i) % 1.0, 0.85, 0.55)
+    return f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
+
+
+def series_styles(found: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[Any, Any]]:
+    """``{label: (colour, dash)}``: a colour per feature source (evaluator) and a dash per model
+    kind, so no two series of the figure look alike."""
+    evaluators = list(dict.fromkeys(c["evaluator"] for c in found.values()))
+    kinds = list(dict.fromkeys(c["model"] for c in found.values()))
+    colours = _assign(evaluators, _COLOURS, _SPARE_COLOURS, _made_colour)
+    dashes = _assign(kinds, _DASHES, _SPARE_DASHES, lambda i: (0, (i + 1, 1, 1, 1)))
+    return {label: (colours[c["evaluator"]], dashes[c["model"]]) for label, c in found.items()}
 
 
 def curves(results: Mapping[str, "EvalResult"], metric: str) -> dict[str, dict[str, Any]]:
@@ -105,6 +142,7 @@ def _plot(found: Mapping[str, Mapping[str, Any]], metric: str, path: Any,
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    styles = series_styles(found)
     for label, c in found.items():
         xs = [n for n, v in zip(c["sizes"], c["mean"]) if _ok(v)]
         ys = [v for v in c["mean"] if _ok(v)]
@@ -112,7 +150,7 @@ def _plot(found: Mapping[str, Mapping[str, Any]], metric: str, path: Any,
         if not xs:
             continue
         ax.errorbar(xs, ys, yerr=es, label=label, marker="o", ms=4, capsize=3,
-                    color=_COLOURS.get(c["evaluator"]), ls=_STYLES.get(c["model"], "-"))
+                    color=styles[label][0], ls=styles[label][1])
     if baseline is not None and _ok(baseline):
         ax.axhline(baseline, color="k", lw=0.8, ls=":", label="majority class")
     ax.set_xscale("log")
@@ -155,5 +193,6 @@ def evaluate(context: "EvalContext", metric: str = "balanced_accuracy") -> "Eval
     if majority is not None:
         lines.append("| majority class | " + " | ".join([fmt(majority)] * len(sizes)) + " |")
     lines += ["", ratio["statement"], ""]
+    # headline 1: the report opens with this table and figure (the map follows)
     return EvalResult(metrics={"metric": metric, "curves": found, **ratio},
-                      figures=[path], markdown="\n".join(lines))
+                      figures=[path], markdown="\n".join(lines), headline=1)

@@ -217,4 +217,4 @@ def evaluate(context: "EvalContext", color_by: Sequence[str] = (), n_neighbors: 
     return EvalResult(metrics={"n_points": int(len(idx)), "n_neighbors": int(n_neighbors),
                                "min_dist": float(min_dist), "n_epochs": int(n_epochs),
                                "color_by": list(extra)},
-                      figures=figures, markdown=md)
+                      figures=figures, markdown=md, headline=2)  # the map: after the table
