@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.layer_sync import LayerSync
 
@@ -203,9 +204,13 @@ def build_trainer(train: "TrainOptions", rundir: "RunDir", progress: TrainingPro
         precision=train.lightning_precision,
         max_epochs=1,
         max_steps=-1,
-        callbacks=[progress, LastCheckpoint(rundir.last_checkpoint, train.checkpoint_every_n_steps)],
+        # the learning rate joins the loss in logs/metrics.csv: the report's training curves
+        callbacks=[progress, LastCheckpoint(rundir.last_checkpoint, train.checkpoint_every_n_steps),
+                   LearningRateMonitor(logging_interval="step")],
         logger=CSVLogger(str(rundir.path), name=rundir.logs.name, version=""),
-        log_every_n_steps=5,
+        # Every step: the curve of a short run has its points, and the loss is read back from
+        # the device at every step anyway (the progress bar shows it).
+        log_every_n_steps=1,
         enable_progress_bar=False,
         enable_model_summary=False,
         use_distributed_sampler=False,  # ShuffledBatches shards by rank itself
