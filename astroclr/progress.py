@@ -1,4 +1,6 @@
-"""Progress display: a rich bar for training (loss, images/s, ETA) and for the later steps."""
+"""Progress display, one look for every step: training (loss, images/s, ETA), preparing a
+dataset, embedding, evaluating. Rich draws the bars; Lightning is imported only when the
+training callback is asked for, so a ``prepare`` does not pay for it."""
 
 from __future__ import annotations
 
@@ -6,7 +8,6 @@ import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-import lightning as L
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -28,11 +29,29 @@ def make_progress(enabled: bool = True) -> Progress:
     )
 
 
-class TrainingProgress(L.Callback):
-    """Shows steps, loss and throughput; records images/s for the report.
+def __getattr__(name: str) -> Any:
+    if name == "TrainingProgress":
+        cls = _training_progress()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    Throughput excludes the first steps (allocation, warm-up) so it reflects the steady state.
-    """
+
+def _training_progress() -> type:
+    import lightning as L
+
+    class TrainingProgress(_TrainingProgress, L.Callback):
+        """Shows steps, loss and throughput; records images/s for the report.
+
+        Throughput excludes the first steps (allocation, warm-up) so it reflects the steady
+        state."""
+
+    TrainingProgress.__module__ = __name__
+    return TrainingProgress
+
+
+class _TrainingProgress:
+    """The training bar's behaviour (the Lightning callback is :data:`TrainingProgress`)."""
 
     def __init__(self, enabled: bool = True, skip_steps: int = 2) -> None:
         self.enabled = enabled
@@ -45,7 +64,7 @@ class TrainingProgress(L.Callback):
         self._n0 = 0
         self._images = 0
 
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         if trainer.global_rank != 0:
             self.enabled = False
         total = int(trainer.estimated_stepping_batches)
@@ -54,7 +73,7 @@ class TrainingProgress(L.Callback):
         self._task = self._progress.add_task("training", total=total, completed=trainer.global_step,
                                              info="")
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
         step = trainer.global_step
         self._images += int(batch.shape[0])
@@ -72,10 +91,10 @@ class TrainingProgress(L.Callback):
             total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
             self._progress.update(self._task, completed=step, info=info, total=total)
 
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
         self.close()
 
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule,
+    def on_exception(self, trainer: Any, pl_module: Any,
                      exception: BaseException) -> None:
         self.close()
 
@@ -86,11 +105,21 @@ class TrainingProgress(L.Callback):
 
 
 @contextmanager
-def step(description: str, total: int | None = None, enabled: bool = True) -> Iterator[Any]:
-    """A progress bar for one later step (embedding, an evaluator); yields ``advance(n)``."""
+def step(description: str, total: int | None = None, enabled: bool = True,
+         completed: int = 0) -> Iterator[Any]:
+    """A progress bar for one step (preparing, embedding, an evaluator), starting at
+    ``completed`` (a resumed step); yields ``advance(n=1, info=None)``, ``info`` a short text
+    shown after the count (a rate, what was skipped)."""
     progress = make_progress(enabled)
     with progress:
-        task = progress.add_task(description, total=total, info="")
-        yield lambda n=1: progress.advance(task, n)
+        task = progress.add_task(description, total=total, completed=completed, info="")
+
+        def advance(n: int = 1, info: str | None = None) -> None:
+            if info is None:
+                progress.advance(task, n)
+            else:
+                progress.update(task, advance=n, info=info)
+
+        yield advance
         if total is not None:
             progress.update(task, completed=total)

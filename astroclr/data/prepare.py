@@ -205,26 +205,16 @@ def _work(index: int, start: int, stop: int) -> tuple[int, ChunkResult]:
 
 def _run_chunks(source, bounds, todo, staging: "RowFile", chunks_dir, workers, progress,
                 n) -> None:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from astroclr.progress import step
 
     done_rows = n - sum(bounds[i][1] - bounds[i][0] for i in todo)
-    bar = Progress(TextColumn("[bold]prepare"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                   TimeRemainingColumn(), disable=not progress, transient=False)
     skipped = 0
+    rows = 0
     t0 = time.perf_counter()
-    with bar:
-        task = bar.add_task("prepare", total=n, completed=done_rows, info="")
+    with step("prepare", total=n, enabled=progress, completed=done_rows) as advance:
 
         def record(index: int, result: ChunkResult) -> None:
-            nonlocal skipped
+            nonlocal skipped, rows
             staging.write_rows(result.kept, result.images)
             # On disk before the marker: a chunk recorded as done has its images written.
             staging.sync()
@@ -236,8 +226,9 @@ def _run_chunks(source, bounds, todo, staging: "RowFile", chunks_dir, workers, p
             })
             skipped += len(result.skipped)
             a, b = bounds[index]
-            rate = _rate(bar.tasks[0].completed - done_rows + (b - a), time.perf_counter() - t0)
-            bar.update(task, advance=b - a, info=f"{rate:,.0f} gal/s, {skipped} skipped")
+            rows += b - a
+            rate = _rate(rows, time.perf_counter() - t0)
+            advance(b - a, info=f"{rate:,.0f} gal/s, {skipped} skipped")
 
         if workers == 1:
             for i in todo:
