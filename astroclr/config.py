@@ -76,6 +76,9 @@ TRAIN_PARAMS = (
           low=0),
     Param("threads", int, 0, "CPU threads for torch (0: leave torch's default)", low=0),
     Param("embed_batch_size", int, 512, "images per batch when embedding", low=1),
+    Param("logger", str, "csv", "also log training to tensorboard or mlflow (extras: pip install "
+          "'astroclr[tensorboard]'); logs/metrics.csv is always written",
+          choices=("csv", "tensorboard", "mlflow")),
 )
 
 # Order follows the physics: framing and orientation, then seeing, then the band gains, then

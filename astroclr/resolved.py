@@ -53,6 +53,7 @@ class TrainOptions:
     checkpoint_every_n_steps: int
     threads: int
     embed_batch_size: int
+    logger: str = "csv"
     #: derived: the time budget in seconds (None: train for ``epochs``)
     budget_seconds: float | None = field(default=None, compare=False)
 

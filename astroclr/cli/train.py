@@ -52,6 +52,9 @@ def run_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
     resume: Optional[Path] = typer.Option(None, "--resume",
                                           help="Continue an interrupted run directory."),
+    logger: Optional[str] = typer.Option(None, "--logger",
+                                         help="Also log training to tensorboard or mlflow "
+                                              "(extras); logs/metrics.csv is always written."),
     quiet: bool = QuietOpt,
 ) -> None:
     """Train a self-supervised method (SimCLR by default), embed every galaxy, evaluate, and
@@ -63,7 +66,7 @@ def run_cmd(
         preset=preset,
         dataset=dataset, backbone=backbone, method=method, epochs=epochs, time_budget=time_budget,
         batch_size=batch_size, seed=seed, accelerator=accelerator, devices=devices,
-        strategy=strategy, num_nodes=num_nodes,
+        strategy=strategy, num_nodes=num_nodes, logger=logger,
         evaluators=[e.strip() for e in evaluators.split(",") if e.strip()] if evaluators else None,
     )
     typer.echo(f"run directory: {result.dir}")

@@ -35,6 +35,25 @@ def trainer_error(train: "TrainOptions", exc: BaseException) -> AstroclrError:
                          f"{train.strategy}: {one_line(exc)}")
 
 
+#: train.logger → (the module it needs, the extra that installs it)
+_LOGGER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow")}
+
+
+def check_logger(train: "TrainOptions") -> None:
+    """A one-line error when ``train.logger``'s package is not installed (they are extras)."""
+    import importlib
+
+    if train.logger not in _LOGGER_PACKAGES:
+        return
+    module, extra = _LOGGER_PACKAGES[train.logger]
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise AstroclrError(f"train.logger = {train.logger!r} needs the {module} package, which "
+                            f"is not installed: pip install 'astroclr[{extra}]' (or leave "
+                            f"train.logger = 'csv')") from None
+
+
 def check_trainer_options(train: "TrainOptions") -> None:
     """Validate accelerator, devices, num_nodes, strategy and precision without training.
 
@@ -42,6 +61,7 @@ def check_trainer_options(train: "TrainOptions") -> None:
     """
     import lightning as L
 
+    check_logger(train)
     devices = train.device_spec
     quiet_lightning()
     try:

@@ -190,6 +190,25 @@ class GlobalBatchNormSync(LayerSync):
         return model  # GlobalBatchNorm is a plain BatchNorm outside distributed training
 
 
+def training_loggers(train: "TrainOptions", rundir: "RunDir") -> list[Any]:
+    """Lightning's CSV logger into ``logs/`` (always: the report's curves read it), and the one
+    ``train.logger`` asks for besides (``logs/tensorboard``, or an MLflow store ``logs/mlruns``)."""
+    from astroclr.train.devices import check_logger
+
+    check_logger(train)
+    loggers: list[Any] = [CSVLogger(str(rundir.path), name=rundir.logs.name, version="")]
+    if train.logger == "tensorboard":
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(str(rundir.logs), name="tensorboard", version=""))
+    elif train.logger == "mlflow":
+        from lightning.pytorch.loggers import MLFlowLogger
+
+        loggers.append(MLFlowLogger(experiment_name="astroclr", run_name=rundir.path.name,
+                                    tracking_uri=(rundir.logs / "mlruns").resolve().as_uri()))
+    return loggers
+
+
 def build_trainer(train: "TrainOptions", rundir: "RunDir", progress: TrainingProgress
                   ) -> L.Trainer:
     """A Lightning trainer for ``train``'s devices, checkpointing into ``rundir``; its loop
@@ -207,7 +226,7 @@ def build_trainer(train: "TrainOptions", rundir: "RunDir", progress: TrainingPro
         # the learning rate joins the loss in logs/metrics.csv: the report's training curves
         callbacks=[progress, LastCheckpoint(rundir.last_checkpoint, train.checkpoint_every_n_steps),
                    LearningRateMonitor(logging_interval="step")],
-        logger=CSVLogger(str(rundir.path), name=rundir.logs.name, version=""),
+        logger=training_loggers(train, rundir),
         # Every step: the curve of a short run has its points, and the loss is read back from
         # the device at every step anyway (the progress bar shows it).
         log_every_n_steps=1,
