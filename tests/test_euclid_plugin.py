@@ -39,7 +39,9 @@ def site(tmp_path_factory) -> Path:
 
 
 def _env(site: Path) -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=str(site), OMP_NUM_THREADS="2")
+    # the site first; an outer PYTHONPATH (a checkout under test) still comes after it
+    paths = [str(site), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths), OMP_NUM_THREADS="2")
     env.pop("ASTROCLR_PLUGINS", None)
     return env
 

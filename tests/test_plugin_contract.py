@@ -113,7 +113,8 @@ def site(tmp_path_factory) -> Path:
 
 
 def astroclr(site: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(site))
+    paths = [str(site), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
     return subprocess.run([sys.executable, "-m", "astroclr.cli", *args], capture_output=True,
                           text=True, env=env, timeout=600)
 
