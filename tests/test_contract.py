@@ -5,6 +5,7 @@ astroclr.testing."""
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import subprocess
 import sys
@@ -179,3 +180,27 @@ def test_synthetic_galaxies_are_seeded_and_labelled():
 def test_open_run_names_a_folder_without_a_run(tmp_path):
     with pytest.raises(api.AstroclrError):
         testing.open_run(tmp_path)
+
+
+def _docs_example(name: str) -> str:
+    text = (ROOT / "docs" / "writing-plugins.md").read_text()
+    match = re.search(rf"<!-- example: {name} -->\n```python\n(.*?)```", text, re.S)
+    assert match, f"docs/writing-plugins.md lost its tested example {name!r}"
+    return match.group(1)
+
+
+def test_the_docs_plugin_unit_tests_pass_on_the_docs_plugin(tmp_path):
+    """docs/writing-plugins.md's astroclr-mysurvey (hooks.py, reader.py) and its unit tests
+    through astroclr.testing, run as written."""
+    pkg = tmp_path / "astroclr_mysurvey"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "hooks.py").write_text(_docs_example("mysurvey hooks"))
+    (pkg / "reader.py").write_text(_docs_example("mysurvey reader"))
+    (tmp_path / "test_mysurvey.py").write_text(_docs_example("plugin unit tests"))
+    paths = [str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])]
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "test_mysurvey.py"], capture_output=True, text=True, cwd=tmp_path,
+                         env=dict(os.environ, PYTHONPATH=os.pathsep.join(paths)), timeout=300)
+    assert res.returncode == 0, res.stdout[-3000:]
+    assert "3 passed" in res.stdout

@@ -60,6 +60,15 @@ def cutouts(site, tmp_path_factory) -> Path:
     return folder
 
 
+def test_the_examples_own_tests_pass_against_this_astroclr(site):
+    """examples/astroclr-euclid/tests, as its author runs them (through astroclr.testing), with
+    any 0.1.0 import path an error."""
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "-W", "error::astroclr.moved.MovedWarning", str(EXAMPLE / "tests")],
+                         capture_output=True, text=True, env=_env(site), timeout=300, cwd=ROOT)
+    assert res.returncode == 0, res.stdout[-3000:]
+
+
 def test_core_does_not_know_about_euclid():
     """Like ``grep -ri euclid astroclr/ plugins/ pyproject.toml``: no core or built-in file."""
     files = [ROOT / "pyproject.toml"]
