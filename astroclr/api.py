@@ -28,16 +28,14 @@ from typing import Any
 #: plugin that wants to refuse a contract it does not know: ``if API_VERSION != 1: raise ...``.
 API_VERSION = 1
 
-_CONTRACT = ("hookimpl", "astroclr.plugin.hookspecs"), *(
-    (n, "astroclr.plugin.specs") for n in (
-        "Param", "DatasetSpec", "AugmentationSpec", "BackboneSpec", "EvaluatorSpec", "MethodSpec",
-        "ModelSpec",
-        "ViewSpec", "CommandSpec", "Ref", "RESULT_KINDS", "AstroclrError", "ConfigError",
-        "PluginError")), ("Registry", "astroclr.plugin.registry")
-
 #: public name -> the module that owns it
 _PUBLIC: dict[str, str] = {
-    **dict(_CONTRACT),
+    # the contract
+    "hookimpl": "astroclr.plugin.hookspecs",
+    **dict.fromkeys(("Param", "DatasetSpec", "AugmentationSpec", "BackboneSpec", "EvaluatorSpec",
+                     "MethodSpec", "ViewSpec", "CommandSpec", "ModelSpec", "Ref", "RESULT_KINDS",
+                     "AstroclrError", "ConfigError", "PluginError"), "astroclr.plugin.specs"),
+    "Registry": "astroclr.plugin.registry",
     # training methods
     "Method": "astroclr.train.method",
     "TrainingStep": "astroclr.train.method",
