@@ -133,7 +133,7 @@ def astroclr(site: Path, *args: str, warn: str = "") -> subprocess.CompletedProc
     env.pop("ASTROCLR_PLUGINS", None)
     flags = ["-W", warn] if warn else []
     return subprocess.run([sys.executable, *flags, "-m", "astroclr.cli", *args],
-                          capture_output=True, text=True, env=env, timeout=300)
+                          capture_output=True, text=True, env=env, timeout=600)
 
 
 @pytest.fixture(scope="module")
