@@ -3,7 +3,10 @@ evaluator or command plugin may import from astroclr, in one place.
 
 Importing this module is cheap: each name is looked up in its home module on first use, so a
 plugin's hook module can ``from astroclr.api import DatasetSpec, Param`` at the top and
-``astroclr --help`` stays instant. Names not listed here are internal and may move.
+``astroclr --help`` stays instant. ``__all__`` is the contract: those names keep their meaning
+for as long as :data:`API_VERSION` stays the same, and one that moves keeps working for a
+release with a ``DeprecationWarning`` naming its new import. A plugin's tests use
+:mod:`astroclr.testing`.
 
 Example::
 
@@ -20,31 +23,26 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+#: The version of the plugin contract (the names in ``__all__`` and what they mean). It goes
+#: up when a change would break a plugin written against it; additions leave it alone. A
+#: plugin that wants to refuse a contract it does not know: ``if API_VERSION != 1: raise ...``.
+API_VERSION = 1
+
 #: public name -> the module that owns it
-_HOMES = {
+_PUBLIC: dict[str, str] = {
     # the contract
     "hookimpl": "astroclr.plugin.hookspecs",
-    "Param": "astroclr.plugin.specs",
-    "DatasetSpec": "astroclr.plugin.specs",
-    "AugmentationSpec": "astroclr.plugin.specs",
-    "BackboneSpec": "astroclr.plugin.specs",
-    "EvaluatorSpec": "astroclr.plugin.specs",
-    "MethodSpec": "astroclr.plugin.specs",
-    "ViewSpec": "astroclr.plugin.specs",
-    "CommandSpec": "astroclr.plugin.specs",
-    "ModelSpec": "astroclr.plugin.specs",
-    "AstroclrError": "astroclr.plugin.specs",
-    "ConfigError": "astroclr.plugin.specs",
+    **dict.fromkeys(("Param", "DatasetSpec", "AugmentationSpec", "BackboneSpec", "EvaluatorSpec",
+                     "MethodSpec", "ViewSpec", "CommandSpec", "ModelSpec", "Ref", "RESULT_KINDS",
+                     "AstroclrError", "ConfigError", "PluginError"), "astroclr.plugin.specs"),
     "Registry": "astroclr.plugin.registry",
-    # training
+    # training methods
     "Method": "astroclr.train.method",
     "TrainingStep": "astroclr.train.method",
-    "Encoder": "astroclr.train.model",
     # data
     "Galaxies": "astroclr.data.galaxies",
     "SurveyInfo": "astroclr.data.galaxies",
     "Preprocessing": "astroclr.data.preprocess",
-    "PREPROCESSING_PARAMS": "astroclr.data.preprocess",
     "Skip": "astroclr.data.prepared",
     "SkipGalaxy": "astroclr.data.prepared",
     "ChunkResult": "astroclr.data.prepared",
@@ -52,32 +50,23 @@ _HOMES = {
     "GalaxiesSource": "astroclr.data.prepared",
     "write_prepared": "astroclr.data.prepare",
     "open_prepared": "astroclr.data.prepared",
-    # evaluation
+    # evaluation: the context, the shared splits
     "EvalContext": "astroclr.evaluate.context",
     "EvalResult": "astroclr.evaluate.context",
     "Split": "astroclr.evaluate.splits",
     "make_split": "astroclr.evaluate.splits",
-    "index_of": "astroclr.evaluate.similar",
-    "RESULT_KINDS": "astroclr.plugin.specs",
-    "Ref": "astroclr.plugin.specs",
-    "PluginError": "astroclr.plugin.specs",
     # the classifier protocol (a result of kind "classifier" joins the label-efficiency curve)
     "Task": "astroclr.evaluate.classifiers",
     "Model": "astroclr.evaluate.classifiers",
     "evaluate_classifiers": "astroclr.evaluate.classifiers",
     "checked_labels": "astroclr.evaluate.classifiers",
-    "checked_split": "astroclr.evaluate.classifiers",
     "checked_features": "astroclr.evaluate.classifiers",
     "class_names": "astroclr.evaluate.classifiers",
     "ids_digest": "astroclr.evaluate.classifiers",
-    "resolve_sizes": "astroclr.evaluate.classifiers",
     "majority_baseline": "astroclr.evaluate.classifiers",
-    "blas_threads": "astroclr.evaluate.parallel",
     "feature_models": "astroclr.evaluate.models",
     "linear_model": "astroclr.evaluate.models",
     "mlp_model": "astroclr.evaluate.models",
-    "balanced_resample": "astroclr.evaluate.models",
-    "single_class_prediction": "astroclr.evaluate.models",
     # the regression protocol
     "RegressionTask": "astroclr.evaluate.regression",
     "Regressor": "astroclr.evaluate.regression",
@@ -96,18 +85,27 @@ _HOMES = {
     "central_colours": "astroclr.evaluate.baselines",
     "pca_features": "astroclr.evaluate.baselines",
     "pca_rows": "astroclr.evaluate.baselines",
+    "untrained_features": "astroclr.evaluate.baselines",
     "PCA_MAX_FIT": "astroclr.evaluate.baselines",
     "COLOUR_APERTURE": "astroclr.evaluate.baselines",
     "UNTRAINED_SEED": "astroclr.evaluate.baselines",
-    "untrained_features": "astroclr.evaluate.baselines",
-    "safe_name": "astroclr.session.rundir",
+    # neighbours and figures
+    "NeighbourIndex": "astroclr.evaluate.index",
+    "index_of": "astroclr.evaluate.similar",
     "nearest": "astroclr.evaluate.similar",
     "montage": "astroclr.evaluate.similar",
-    "check_writable": "astroclr.files",
-    "NeighbourIndex": "astroclr.evaluate.index",
     "to_rgb": "astroclr.evaluate.similar",
+    # files
+    "safe_name": "astroclr.session.rundir",
     "atomic_write": "astroclr.files",
-    # classifiers (fine-tuning the trained encoder)
+    "check_writable": "astroclr.files",
+}
+
+#: names the built-in plugins share with the core: importable, but outside the contract (not in
+#: ``__all__``; they may change in any release)
+_BUILTIN: dict[str, str] = {
+    "Encoder": "astroclr.train.model",
+    "single_class_prediction": "astroclr.evaluate.models",
     "Recipe": "astroclr.classify.recipe",
     "AUGMENTS": "astroclr.classify.recipe",
     "INITS": "astroclr.classify.recipe",
@@ -124,13 +122,20 @@ _HOMES = {
     "classifier_net": "astroclr.classify.classifier",
 }
 
-__all__ = sorted(_HOMES)
+__all__ = sorted(["API_VERSION", *_PUBLIC])
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"astroclr.api has no {name!r}; public names: {', '.join(__all__)}")
-    value = getattr(importlib.import_module(_HOMES[name]), name)
+    from astroclr.moved import GONE, MOVED, moved
+
+    if name in MOVED["astroclr.api"]:
+        return moved("astroclr.api", name)
+    home = _PUBLIC.get(name) or _BUILTIN.get(name)
+    if home is None:
+        gone = GONE.get(f"astroclr.api.{name}")
+        raise AttributeError(f"astroclr.api has no {name!r}" + (
+            f" since 0.2.0: {gone}" if gone else "; its names are listed in astroclr.api.__all__"))
+    value = getattr(importlib.import_module(home), name)
     globals()[name] = value
     return value
 

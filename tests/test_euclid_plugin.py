@@ -39,7 +39,9 @@ def site(tmp_path_factory) -> Path:
 
 
 def _env(site: Path) -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=str(site), OMP_NUM_THREADS="2")
+    # the site first; an outer PYTHONPATH (a checkout under test) still comes after it
+    paths = [str(site), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths), OMP_NUM_THREADS="2")
     env.pop("ASTROCLR_PLUGINS", None)
     return env
 
@@ -56,6 +58,15 @@ def cutouts(site, tmp_path_factory) -> Path:
     res = _astroclr(["euclid", "synth", "--out", str(folder), "-n", "24", "--field", "7.2"], site)
     assert res.returncode == 0, res.stderr
     return folder
+
+
+def test_the_examples_own_tests_pass_against_this_astroclr(site):
+    """examples/astroclr-euclid/tests, as its author runs them (through astroclr.testing), with
+    any 0.1.0 import path an error."""
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "-W", "error::astroclr.moved.MovedWarning", str(EXAMPLE / "tests")],
+                         capture_output=True, text=True, env=_env(site), timeout=300, cwd=ROOT)
+    assert res.returncode == 0, res.stdout[-3000:]
 
 
 def test_core_does_not_know_about_euclid():

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from astroclr import testing
 from astroclr.api import (
     AstroclrError,
     BackboneSpec,
@@ -113,7 +114,8 @@ def site(tmp_path_factory) -> Path:
 
 
 def astroclr(site: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(site))
+    paths = [str(site), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
     return subprocess.run([sys.executable, "-m", "astroclr.cli", *args], capture_output=True,
                           text=True, env=env, timeout=600)
 
@@ -135,9 +137,7 @@ def run_dir(site, tmp_path_factory) -> Path:
 def test_str_ids_round_trip_through_the_run(run_dir):
     from astropy.table import Table
 
-    from astroclr.session.rundir import RunDir
-
-    table = RunDir(run_dir).read_embeddings()
+    table = testing.open_run(run_dir).embeddings()
     assert table["id"][0] == "LS-0000" and table["id"].dtype.kind == "U"
     assert Table.read(run_dir / "embeddings.fits")["photo_z"].dtype.kind == "f"
 
@@ -219,14 +219,11 @@ def test_a_third_party_classifier_joins_the_curve_without_importing_a_plugin(tmp
             yield EvaluatorSpec("mine", "a third-party classifier", evaluate,
                                 provides="classifier", target="class")
 
-    from astroclr.evaluate.context import run_evaluators
-
-    registry = Registry()
     g = _galaxies()
     reps = np.c_[g.labels(), np.random.default_rng(2).normal(size=(80, 3))].astype(np.float32)
-    with registry.registered(Plugin(), "mine"):
-        ctx = EvalContext(g, reps, tmp_path, seeds=(0,), train_sizes=(20,))
-        res = run_evaluators(registry, ["label_efficiency", "mine"], {}, ctx)
+    ctx = EvalContext(g, reps, tmp_path, seeds=(0,), train_sizes=(20,))
+    res = testing.run_evaluators(ctx, ["label_efficiency", "mine"],
+                                 registry=testing.registry(Plugin()))
     assert list(res) == ["mine", "label_efficiency"]
     assert {c["evaluator"] for c in res["label_efficiency"].metrics["curves"].values()} == {"mine"}
 

@@ -3,9 +3,9 @@
 from typing import Any
 
 
-def __getattr__(name: str) -> Any:  # old path astroclr.data.Galaxies, kept for one release
-    if name in ("Galaxies", "SurveyInfo"):
-        from astroclr.data import galaxies
+def __getattr__(name: str) -> Any:  # 0.1.0's astroclr.data.Galaxies: astroclr/moved.py
+    from astroclr.moved import MOVED, moved
 
-        return getattr(galaxies, name)
+    if name in MOVED["astroclr.data"]:
+        return moved("astroclr.data", name)
     raise AttributeError(f"module 'astroclr.data' has no attribute {name!r}")

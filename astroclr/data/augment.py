@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from astroclr.data.galaxies import SurveyInfo
     from astroclr.plugin.registry import Registry
+    from astroclr.plugin.specs import AugmentationSpec
 
 P_PARAM = Param("p", float, 0.5, "probability of applying this augmentation", low=0.0, high=1.0)
 
@@ -219,12 +220,16 @@ def resolve_augment_config(
     resolved: dict[str, dict[str, Any]] = {}
     for name in names:
         spec = registry.get("augmentation", name)
-        given = dict(config.get(name, {}))
-        declared = tuple(spec.params)
-        if not spec.always:
-            declared = (Param("p", float, spec.default_p, P_PARAM.help, low=0.0, high=1.0),) + declared
-        resolved[name] = validate_params(declared, given, f"augment.{name}")
+        resolved[name] = validate_params(augmentation_params(spec), dict(config.get(name, {})),
+                                         f"augment.{name}")
     return names, resolved
+
+
+def augmentation_params(spec: "AugmentationSpec") -> tuple[Param, ...]:
+    """An augmentation's declared parameters and, unless it always applies, its ``p``."""
+    if spec.always:
+        return tuple(spec.params)
+    return (Param("p", float, spec.default_p, P_PARAM.help, low=0.0, high=1.0), *spec.params)
 
 
 def build_pipeline(

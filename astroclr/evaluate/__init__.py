@@ -3,9 +3,9 @@
 from typing import Any
 
 
-def __getattr__(name: str) -> Any:  # old path astroclr.evaluate.EvalResult, kept for one release
-    if name in ("EvalContext", "EvalResult"):
-        from astroclr.evaluate import context
+def __getattr__(name: str) -> Any:  # 0.1.0's astroclr.evaluate.EvalResult: astroclr/moved.py
+    from astroclr.moved import MOVED, moved
 
-        return getattr(context, name)
+    if name in MOVED["astroclr.evaluate"]:
+        return moved("astroclr.evaluate", name)
     raise AttributeError(f"module 'astroclr.evaluate' has no attribute {name!r}")

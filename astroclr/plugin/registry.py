@@ -3,15 +3,17 @@
 Built-in plugins come through the same entry-point group as third-party ones. The environment
 variable ``ASTROCLR_PLUGINS`` restricts which *external* plugins load: a comma-separated list
 of entry-point names (empty: none). Built-ins (those of the ``astroclr`` distribution) always
-load. A plugin that fails to import is reported with a warning naming its package, and the
-rest keeps working; a hook implementation with no matching spec is an error at start-up.
+load. A plugin that fails to import is reported in one line on stderr naming it, its package
+and, when it used a path that moved, the new one; the rest keeps working. A hook
+implementation with no matching spec is an error at start-up.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import warnings
+import re
+import sys
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Iterator
 
@@ -63,12 +65,8 @@ class Registry:
             try:
                 module = ep.load()
             except Exception as exc:  # a broken plugin must not take the others down
-                warnings.warn(
-                    f"astroclr: plugin {ep.name!r} from package {package!r} failed to load "
-                    f"and is skipped: {type(exc).__name__}: {exc}",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+                _report(f"plugin {ep.name!r} (package {_named(package, version)}) failed to load "
+                        f"and is skipped: {_reason(exc)}")
                 continue
             self.register(module, ep.name, package=package, version=version, check=False)
 
@@ -133,12 +131,8 @@ class Registry:
             try:
                 specs = list(impl.function() or ())
             except Exception as exc:
-                warnings.warn(
-                    f"astroclr: plugin {impl.plugin_name!r} from package {package!r} failed in "
-                    f"{_HOOKS[kind]}() and its {kind}s are skipped: {type(exc).__name__}: {exc}",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+                _report(f"plugin {impl.plugin_name!r} (package {_named(package, version)}) failed "
+                        f"in {_HOOKS[kind]}() and its {kind}s are skipped: {_reason(exc)}")
                 continue
             for spec in specs:
                 if not isinstance(spec, SPEC_TYPES[kind]):
@@ -164,6 +158,30 @@ class Registry:
     def all_parts(self) -> list[Provided]:
         """Every part of every kind, for listing."""
         return [p for kind in _HOOKS for p in self.parts(kind).values()]
+
+
+def _report(line: str) -> None:
+    """One line on stderr: a user cannot act on a warning's source path, and every command
+    repeats it."""
+    print(f"astroclr: {' '.join(line.split())}", file=sys.stderr)
+
+
+def _named(package: str, version: str) -> str:
+    return f"{package!r} {version}".strip()
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong and, when the plugin used a path of 0.1.0 that is gone, what to use."""
+    from astroclr.moved import new_home
+
+    # an ImportError ends with the module's file, "(/site-packages/...py)": noise in one line
+    reason = re.sub(r" \([^()]*\.py\)$", "", f"{type(exc).__name__}: {exc}")
+    if not isinstance(exc, ImportError) or not exc.name:
+        return reason
+    wanted = re.match(r"cannot import name '(\w+)'", str(exc))
+    old = f"{exc.name}.{wanted.group(1)}" if wanted else exc.name
+    hint = new_home(old) or new_home(exc.name)
+    return f"{reason} ({old}: {hint}; see astroclr's CHANGELOG.md)" if hint else reason
 
 
 def _distribution(ep: EntryPoint) -> tuple[str, str]:

@@ -13,7 +13,8 @@ from astroclr_euclid.resample import resample, target_wcs
 from astroclr_euclid.synthetic import band_wcs, write_sample
 from astropy.io import fits
 
-from astroclr.api import ConfigError, Registry
+from astroclr import testing
+from astroclr.api import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,13 @@ def sample(tmp_path_factory):
 @pytest.fixture(scope="module")
 def registry():
     # The installed entry point registers the plugin; no code here names its module.
-    return Registry()
+    return testing.registry()
+
+
+def load(registry, **params):
+    """The dataset loaded as a run loads it: declared defaults under ``params``, validated."""
+    spec = registry.get("dataset", "euclid")
+    return spec.load(**testing.validate_params(spec, params))
 
 
 def test_downsampling_onto_an_aligned_grid_sums_blocks():
@@ -58,10 +65,7 @@ def test_offset_grids_and_off_footprint_pixels():
 
 
 def test_dataset_has_four_bands_on_one_grid(registry, sample):
-    spec = registry.get("dataset", "euclid")
-    params = {p.name: p.default for p in spec.all_params}
-    params.update(path=str(sample), size=24)
-    galaxies = spec.load(**params)
+    galaxies = load(registry, path=str(sample), size=24)
     assert galaxies.bands == ("VIS", "NIR_Y", "NIR_J", "NIR_H")
     assert galaxies.images.shape == (6, 4, 24, 24)
     assert galaxies.survey.pixel_scale.value == pytest.approx(0.3)
@@ -71,10 +75,7 @@ def test_dataset_has_four_bands_on_one_grid(registry, sample):
 
 
 def test_noise_is_known_without_normalisation(registry, sample):
-    spec = registry.get("dataset", "euclid")
-    params = {p.name: p.default for p in spec.all_params}
-    params.update(path=str(sample), size=24, stretch="linear", normalize="none")
-    survey = spec.load(**params).survey
+    survey = load(registry, path=str(sample), size=24, stretch="linear", normalize="none").survey
     assert survey.noise["VIS"] == pytest.approx(0.005 * 3)   # 3x3 VIS pixels summed
     assert survey.noise["NIR_H"] == pytest.approx(0.05)
 
@@ -83,9 +84,7 @@ def test_cosmic_rays_hit_only_vis(registry, sample):
     import torch
 
     spec = registry.get("augmentation", "cosmic_rays")
-    survey = registry.get("dataset", "euclid").load(
-        **{**{p.name: p.default for p in registry.get("dataset", "euclid").all_params},
-           "path": str(sample), "size": 24}).survey
+    survey = load(registry, path=str(sample), size=24).survey
     fn = spec.build(survey, rate=5.0, max_hits=8, length=[0.0, 6.0], amplitude=[0.5, 1.0],
                     width=0.7, bands=["VIS"])
     x = torch.rand(16, 4, 24, 24) * 0.1
@@ -98,9 +97,7 @@ def test_cosmic_rays_hit_only_vis(registry, sample):
 
 
 def test_cosmic_rays_reject_an_unknown_band(registry, sample):
-    survey = registry.get("dataset", "euclid").load(
-        **{**{p.name: p.default for p in registry.get("dataset", "euclid").all_params},
-           "path": str(sample), "size": 24, "bands": ["NIR_J", "NIR_H"]}).survey
+    survey = load(registry, path=str(sample), size=24, bands=["NIR_J", "NIR_H"]).survey
     with pytest.raises(ConfigError, match="VIS not among the bands"):
         registry.get("augmentation", "cosmic_rays").build(
             survey, rate=2.0, max_hits=8, length=[0.0, 6.0], amplitude=[0.2, 1.0], width=0.7,
@@ -115,9 +112,6 @@ def test_a_cutout_without_a_band_is_skipped_with_a_warning(registry, tmp_path, s
     broken = sorted(tmp_path.glob("*.fits"))[0]
     with fits.open(broken) as hdul:
         fits.HDUList([hdul[0].copy(), hdul["VIS"].copy()]).writeto(broken, overwrite=True)
-    spec = registry.get("dataset", "euclid")
-    params = {p.name: p.default for p in spec.all_params}
-    params.update(path=str(tmp_path), size=24)
     with pytest.warns(RuntimeWarning, match="skipped 1 of 3 files"):
-        galaxies = spec.load(**params)
+        galaxies = load(registry, path=str(tmp_path), size=24)
     assert len(galaxies) == 2
