@@ -131,12 +131,12 @@ def world(tmp_path_factory) -> World:
         shutil.rmtree(blocked / "figures", ignore_errors=True)
         (blocked / "figures").write_text("not a folder\n")
         w.paths["blocked"] = blocked
-    # a directory locked by a live process (this one) and one by a dead process
+    # directories locked by a live process (this one: the OS lock held for the module)
+    from astroclr.lock import acquire
+
     for name in ("locked_run", "locked_prep"):
         (root / name).mkdir()
-        (root / name / ".lock").write_text(json.dumps(
-            {"pid": os.getpid(), "host": socket.gethostname(), "started": "2026-01-01T00:00:00",
-             "what": "run"}))
+        acquire(root / name, "run")
     return w
 
 

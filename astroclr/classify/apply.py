@@ -131,8 +131,8 @@ def embed_dataset(run_dir: str | Path, out: str | Path, dataset: str | None = No
         anomaly = anomaly_against_run(existing.rundir, reps, galaxies.images, meta, progress)
         columns = [("id", galaxies.catalog["id"]),
                    *_catalog(galaxies, ("id", "representation", "anomaly_score")),
-                   ("representation", reps),
-                   *([("anomaly_score", anomaly)] if anomaly is not None else [])]
+                   *([("anomaly_score", anomaly)] if anomaly is not None else []),
+                   ("representation", reps)]
         write_finite(out, galaxies, reps, columns, meta, report)
     remove_work(work)
     return out

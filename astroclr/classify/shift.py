@@ -31,7 +31,8 @@ def anomaly_against_run(rundir: Any, representations: np.ndarray, images: np.nda
         return None
     scorer = AnomalyScorer.load(rundir.anomaly)
     score = scorer.score(representations, images)["score"]
-    frac = float(np.mean(score > scorer.percentile(99.0))) if len(score) else 0.0
+    finite = score[np.isfinite(score)]  # galaxies with NaN pixels are skipped, not scored
+    frac = float(np.mean(finite > scorer.percentile(99.0))) if len(finite) else 0.0
     meta["OOD_FRAC"] = round(frac, 6)
     note = (f"warning: {frac:.1%} of these galaxies score above the run's 99th percentile of "
             f"anomaly (1% expected): they may not look like the galaxies the run was trained "

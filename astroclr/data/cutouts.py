@@ -20,14 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
+from astroclr.data.guards import is_fits
 from astroclr.plugin.specs import AstroclrError
-
-FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fz")
-
-
-def is_fits(path: Path) -> bool:
-    name = path.name.lower()
-    return any(name.endswith(s) for s in FITS_SUFFIXES)
 
 
 def read_cutout(path: str | Path, bands: Sequence[str], raw_size: int) -> np.ndarray:

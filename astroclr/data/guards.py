@@ -24,6 +24,13 @@ from astroclr.plugin.specs import AstroclrError
 #: the most pixels one HDU (or composite) may declare: 2**28 (1 GiB of float32)
 MAX_PIXELS = 2 ** 28
 COMPRESSED_SUFFIXES = (".gz", ".fz", ".bz2", ".zip")
+#: the names a FITS cutout may have (plain or compressed)
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fz")
+
+
+def is_fits(path: Path) -> bool:
+    name = path.name.lower()
+    return any(name.endswith(s) for s in FITS_SUFFIXES)
 
 
 @contextlib.contextmanager
@@ -108,3 +115,28 @@ def pil_guard() -> Iterator[None]:
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         warnings.filterwarnings("ignore", message=".*[Tt]runcated.*")
         yield
+
+
+def check_query_file(path: str | Path) -> None:
+    """The guards every query image passes before any reader decodes it (the core's or a
+    dataset plugin's ``read_image``): a FITS file's header sizes against the file and the cap,
+    a gzipped one decompressed to its end; an image's pixel count from its header."""
+    path = Path(path)
+    if not path.is_file():
+        return  # the reader says it does not exist
+    if is_fits(path):
+        check_fits_sizes(path)
+        return
+    from PIL import Image
+
+    try:
+        with pil_guard(), Image.open(path) as im:  # the header only: nothing decoded yet
+            width, height = im.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise AstroclrError(f"image {path} is too large to decode ({exc}): a decompression "
+                            f"bomb or not a cutout") from None
+    except Exception:  # noqa: BLE001 - not an image PIL knows: the reader says what it takes
+        return
+    if width * height > MAX_PIXELS:
+        raise AstroclrError(f"image {path} is too large to decode ({width}x{height} px): a "
+                            f"decompression bomb or not a cutout")

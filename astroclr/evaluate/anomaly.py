@@ -4,7 +4,7 @@ Three views of a galaxy, each a score where higher = stranger:
 
 - ``representation``: the cosine distance (mean-centred, as ``astroclr similar``) to its
   ``k``-th nearest reference galaxy in the learnt representation;
-- ``pixels``: the Euclidean distance to its ``k``-th nearest reference galaxy in a PCA of the
+- ``pixels``: the straight-line (L2) distance to its ``k``-th nearest reference galaxy in a PCA of the
   preprocessed pixels (the classic baseline, strong on artefacts and stars);
 - ``asymmetry``: the rotational asymmetry of the sky-subtracted light, |I − I₁₈₀| / |I|
   (Conselice 2003), the physical indicator of mergers and disturbed galaxies.
@@ -156,17 +156,22 @@ class AnomalyScorer:
         out: dict[str, list[np.ndarray]] = {c: [] for c in ANOMALY_COMPONENTS if c in want}
         for a in range(0, len(images), batch):
             b = min(a + batch, len(images))
+            x = np.asarray(images[a:b], dtype=np.float32).reshape(b - a, -1)
+            bad = ~np.isfinite(x).all(axis=1)  # NaN or inf pixels: NaN scores, never a guess
             if index is not None:
                 reps = np.asarray(representations[a:b], dtype=np.float32)
-                _, d = index.search(reps, min(self.k + 1, len(index)))
-                out["representation"].append(_kth(d, self.k, SAME["representation"]))
+                bad_rep = bad | ~np.isfinite(reps).all(axis=1)
+                _, d = index.search(np.where(bad_rep[:, None], 0.0, reps),
+                                    min(self.k + 1, len(index)))
+                out["representation"].append(np.where(bad_rep, np.nan, _kth(
+                    d, self.k, SAME["representation"])).astype(np.float32))
             if "pixels" in want:
-                x = np.asarray(images[a:b], dtype=np.float32).reshape(b - a, -1)
-                out["pixels"].append(_l2_neighbours(
-                    self.pix_reference, (x - self.pca_mean) @ self.pca_basis.T, self.k))
+                coords = (np.where(bad[:, None], 0.0, x) - self.pca_mean) @ self.pca_basis.T
+                out["pixels"].append(np.where(bad, np.nan, _l2_neighbours(
+                    self.pix_reference, coords.astype(np.float32), self.k)).astype(np.float32))
             if "asymmetry" in want:
-                out["asymmetry"].append(asymmetry(images[a:b]))
-        return {c: _joined(parts) for c, parts in out.items()}
+                out["asymmetry"].append(np.where(bad, np.nan, asymmetry(images[a:b])))
+        return {c: _joined(parts).astype(np.float32) for c, parts in out.items()}
 
     def fuse(self, raw: dict[str, np.ndarray]) -> np.ndarray:
         """The fused score of component scores (``raw_scores``): their mean robust z-score."""

@@ -67,6 +67,7 @@ class TrainedModel:
         ``read_image`` with the run's dataset parameters (crop, resize, bands) when it has one,
         else the core's reader of FITS cutouts and composites at the raw size."""
         from astroclr.data.cutouts import read_cutout
+        from astroclr.data.guards import check_query_file
         from astroclr.plugin.registry import get_registry
 
         reader = None
@@ -75,6 +76,7 @@ class TrainedModel:
         want = (len(self.bands), self.raw_size, self.raw_size)
         out = []
         for path in paths:
+            check_query_file(path)  # the same guards whichever reader decodes it
             if reader is None:
                 out.append(read_cutout(path, self.bands, self.raw_size))
                 continue
