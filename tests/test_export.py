@@ -14,6 +14,7 @@ import shutil
 import numpy as np
 import pytest
 from astropy.table import Table
+from test_classify import cli, one_error
 
 import astroclr
 from astroclr.plugin.specs import AstroclrError
@@ -21,25 +22,6 @@ from astroclr.plugin.specs import AstroclrError
 SETS = ["dataset.limit=60", "dataset.bin=4", "train.max_steps=2", "train.threads=1",
         "run.evaluators=['probe','label_efficiency']", "run.eval_seeds=[0,1]",
         "run.train_sizes=[20]", "evaluate.probe.models=['linear']"]
-
-
-def cli(args: list[str], capsys) -> tuple[int, str, str]:
-    """The astroclr command line, in this process: (exit code, stdout, stderr)."""
-    from astroclr.cli import main
-
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def one_error(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -7,23 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from test_eval_cnn import TinyNet
-from test_eval_finetune import FAST, trained_encoder
+from test_eval_finetune import FAST, one_torch_thread, trained_encoder  # noqa: F401 - fixture
 from test_eval_probe import informative, make_galaxies
 
 import astroclr.classify.semisup as semisup
 from astroclr.classify.recipe import Recipe
 from astroclr.evaluate.context import EvalContext, run_evaluators
 from astroclr.plugin.specs import AstroclrError
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture()
