@@ -251,3 +251,15 @@ def read_embeddings_table(path: str | Path) -> Any:
     if reps.ndim != 2 or len(reps) == 0:
         raise AstroclrError(f"{path}: 'representation' must be (N, D), got shape {reps.shape}")
     return table
+
+
+def file_digest(path: str | Path, algorithm: str) -> str:
+    """The hex digest of a file's bytes by ``algorithm`` (``"sha1"``, ``"sha256"``), read in
+    1 MiB blocks (a multi-GB weights or index file is never held in memory)."""
+    import hashlib
+
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from astroclr.files import atomic_path, read_json, write_json
+from astroclr.files import atomic_path, file_digest, read_json, write_json
 from astroclr.plugin.specs import AstroclrError
 
 #: below this many rows, search exactly: a scan of 50,000 x 64 is a few ms per query and needs
@@ -65,11 +65,7 @@ def index_path(key_sha1: str) -> Path:
 
 
 def file_sha1(path: Path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_digest(path, "sha1")
 
 
 @dataclass

@@ -18,11 +18,11 @@ import the run directory's module (which imports it).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path, PurePath
 from typing import Any, Iterable
 
+from astroclr.files import file_digest
 from astroclr.plugin.specs import AstroclrError
 
 FORMAT = "astroclr-model"
@@ -42,11 +42,7 @@ def is_package(path: str | Path) -> bool:
 
 
 def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def manifest_entries(folder: Path, names: Iterable[str]) -> dict[str, dict[str, Any]]:
