@@ -121,6 +121,8 @@ def run_seed(seed: int, reps: np.ndarray, labels: np.ndarray, scorers: dict[str,
             for model, score in scorers.items():
                 out["cold"].setdefault(f"{method}/{model}", {})[str(n)] = \
                     score(reps, labels, chosen, test, classes, seed)
+    if rounds < 0:
+        return out
     starts = {"suggest": picks("suggest", reps, labels, pool, batch, seed),
               "uncertainty": picks("random", reps, labels, pool, batch, seed),
               "random": picks("random", reps, labels, pool, batch, seed)}
@@ -173,7 +175,8 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--sizes", type=int, nargs="+", default=[50, 100, 200])
     p.add_argument("--batch", type=int, default=50)
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=3,
+                   help="warm rounds after a first batch; -1: the cold start only")
     p.add_argument("--test-fraction", type=float, default=0.25)
     p.add_argument("--label-column", default=None)
     p.add_argument("--finetune", action="store_true", help="also fine-tune on every set (slow)")
@@ -214,7 +217,7 @@ def main() -> None:
     for model in scorers:
         result["paired"][f"cold suggest - random ({model})"] = paired(
             per_seed, "cold", f"suggest/{model}", f"random/{model}")
-        for other in ("random", "uncertainty"):
+        for other in ("random", "uncertainty") if args.rounds >= 0 else ():
             result["paired"][f"warm suggest - {other} ({model})"] = paired(
                 per_seed, "warm", f"suggest/{model}", f"{other}/{model}")
     write_json(args.out, result)

@@ -26,11 +26,25 @@ class TrainingStep:
     #: optimiser steps planned for the whole run (refitted early in a time-budget run)
     total_steps: int
     epoch: int
+    #: the step at which the plan last changed, and the fraction done then: the rest of the
+    #: run is spread over the steps left, so a refit never makes a schedule jump
+    anchor_step: int = 0
+    anchor_progress: float = 0.0
 
     @property
     def progress(self) -> float:
-        """Fraction of the run done, 0 … 1."""
-        return min(1.0, self.step / max(1, self.total_steps))
+        """Fraction of the run done, 0 … 1, continuous across refits of the plan."""
+        return continued(self.step, self.total_steps, self.anchor_step, self.anchor_progress)
+
+
+def continued(step: int, total: int, anchor_step: int, anchor_progress: float) -> float:
+    """Fraction done at ``step`` of a run of ``total`` steps that was ``anchor_progress`` done at
+    ``anchor_step``: linear from the anchor to 1 at ``total``, clipped to 0 … 1."""
+    if step <= anchor_step:
+        return min(1.0, max(0.0, anchor_progress))
+    done = anchor_progress + (1.0 - anchor_progress) * (step - anchor_step) / max(
+        1, total - anchor_step)
+    return min(1.0, max(0.0, done))
 
 
 class Method(nn.Module):

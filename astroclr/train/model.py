@@ -15,7 +15,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from astroclr.train.method import Method, TrainingStep
+from astroclr.train.method import Method, TrainingStep, continued
 
 if TYPE_CHECKING:
     from astroclr.data.augment import Pipeline
@@ -96,12 +96,22 @@ def convert_global_batchnorm(module: nn.Module) -> nn.Module:
     return out
 
 
-def warmup_cosine(step: int, total: int, warmup: int) -> float:
-    """Learning-rate factor: linear warm-up to 1, then cosine decay to 0 at ``total``."""
+def warmup_cosine(step: int, total: int, warmup: int,
+                  anchor: tuple[int, float] = (0, 0.0)) -> float:
+    """Learning-rate factor: linear warm-up to 1, then cosine decay to 0 at ``total``.
+
+    ``anchor`` = (step, decay fraction done then) where the plan last changed; the decay goes on
+    from there to ``total``, so a refit moves the end, never the current learning rate."""
     if warmup > 0 and step < warmup:
         return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return 0.5 * (1.0 + math.cos(math.pi * decay_progress(step, total, warmup, anchor)))
+
+
+def decay_progress(step: int, total: int, warmup: int, anchor: tuple[int, float]) -> float:
+    """Fraction of the cosine decay done at ``step`` (0 until the warm-up ends)."""
+    if anchor[0] <= warmup:
+        return continued(step - warmup, total - warmup, 0, 0.0)
+    return continued(step, total, anchor[0], anchor[1])
 
 
 class SelfSupervisedModel(L.LightningModule):
@@ -141,6 +151,12 @@ class SelfSupervisedModel(L.LightningModule):
         # Optimiser steps of the whole run, for the learning-rate schedule; set by
         # astroclr.train.trainer.fit (None: ask the trainer, which builds the data loader to count).
         self.total_steps: int | None = None
+        # Where the plan last changed, as (step, fraction done) of the method's schedules and of
+        # the learning rate's decay: a time-budget refit late in training used to move the
+        # cosine's end under it, so the learning rate jumped (up when the plan grew).
+        self._plan_anchor: tuple[int, float] = (0, 0.0)
+        self._lr_anchor: tuple[int, float] = (0, 0.0)
+        self._warmup_steps = 0
         self._generator: torch.Generator | None = None
         # Generator states restored from a checkpoint: one per process of the saving run.
         self._generator_states: list[torch.Tensor] | None = None
@@ -214,8 +230,19 @@ class SelfSupervisedModel(L.LightningModule):
         return self.encoder(x)
 
     def training_position(self) -> TrainingStep:
-        return TrainingStep(step=int(self.global_step), total_steps=max(1, int(self.total_steps or 1)),
-                            epoch=int(self.current_epoch))
+        return TrainingStep(step=int(self.global_step),
+                            total_steps=max(1, int(self.total_steps or 1)),
+                            epoch=int(self.current_epoch), anchor_step=self._plan_anchor[0],
+                            anchor_progress=self._plan_anchor[1])
+
+    def retarget(self, total: int, step: int) -> None:
+        """Make the run ``total`` steps long from ``step`` on, every schedule continuous there."""
+        if self.total_steps and total != self.total_steps and step > 0:
+            self._plan_anchor = (step, continued(step, self.total_steps, *self._plan_anchor))
+            if step > self._warmup_steps:
+                self._lr_anchor = (step, decay_progress(step, self.total_steps,
+                                                        self._warmup_steps, self._lr_anchor))
+        self.total_steps = total
 
     def batch_loss(self, batch: torch.Tensor) -> torch.Tensor:
         """The method's loss on a batch: views, then the method (no logging)."""
@@ -240,10 +267,11 @@ class SelfSupervisedModel(L.LightningModule):
         opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
         total = self.total_steps or int(self.trainer.estimated_stepping_batches)
         total = max(1, int(total))
-        warmup = int(self.warmup_fraction * total)
-        # total_steps is read at every step: a time-budget run may refit it early in training.
+        self._warmup_steps = warmup = int(self.warmup_fraction * total)
+        # total_steps and the anchor are read at every step: a time-budget run refits the plan.
         sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda step: warmup_cosine(step, max(1, int(self.total_steps or total)), warmup))
+            opt, lambda step: warmup_cosine(step, max(1, int(self.total_steps or total)), warmup,
+                                            self._lr_anchor))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # -- checkpoint: augmentation randomness resumes where it stopped -------------------------
@@ -260,6 +288,9 @@ class SelfSupervisedModel(L.LightningModule):
             states = [state]
         checkpoint["astroclr_augment_rng"] = states
         checkpoint["astroclr_torch_rng"] = torch.get_rng_state()
+        checkpoint["astroclr_plan"] = {"total_steps": self.total_steps,
+                                       "plan_anchor": list(self._plan_anchor),
+                                       "lr_anchor": list(self._lr_anchor)}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         states = checkpoint.get("astroclr_augment_rng")
@@ -268,6 +299,11 @@ class SelfSupervisedModel(L.LightningModule):
         if states is not None:
             self._generator_states = [s.cpu() for s in states]
             self._generator = None
+        plan = checkpoint.get("astroclr_plan")
+        if isinstance(plan, dict):  # absent in checkpoints written before 0.2.0: no anchors then
+            self.total_steps = plan.get("total_steps") or self.total_steps
+            self._plan_anchor = tuple(plan.get("plan_anchor", (0, 0.0)))
+            self._lr_anchor = tuple(plan.get("lr_anchor", (0, 0.0)))
         torch_state = checkpoint.get("astroclr_torch_rng")
         if torch_state is not None:
             torch.set_rng_state(torch_state.cpu())

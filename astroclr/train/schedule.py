@@ -86,7 +86,9 @@ def apply_schedule(trainer: L.Trainer, schedule: Schedule) -> None:
     trainer.fit_loop.max_epochs = schedule.epochs
     trainer.fit_loop.epoch_loop.max_steps = schedule.max_steps
     model = trainer.lightning_module
-    if model is not None and hasattr(model, "total_steps"):
+    if model is not None and hasattr(model, "retarget"):
+        model.retarget(schedule.steps, int(trainer.global_step))
+    elif model is not None and hasattr(model, "total_steps"):
         model.total_steps = schedule.steps
 
 
