@@ -229,6 +229,37 @@ def test_probe_pca_untrained_see_identical_splits(tmp_path, registry):
     assert digests[0]["0"]["test_sha1"] != digests[0]["1"]["test_sha1"]
 
 
+def test_ids_digest_names_a_set_as_every_earlier_metrics_json_did():
+    import hashlib
+
+    from astroclr.api import ids_digest
+
+    ids = np.array([587722, 12, 99000001, 3])
+    # the value split records have always held: SHA-1 of the sorted ids, one per line
+    assert ids_digest(ids) == hashlib.sha1(b"3\n12\n587722\n99000001").hexdigest()
+    assert ids_digest(ids[::-1]) == ids_digest(ids)
+    assert ids_digest(ids[:3]) != ids_digest(ids)
+
+
+def test_ordered_ids_digest_tells_another_order_apart():
+    from astroclr.api import ids_digest
+
+    ids = np.array(["b", "a", "c"])
+    assert ids_digest(ids, ordered=True) != ids_digest(ids[::-1], ordered=True)
+    assert ids_digest(np.sort(ids), ordered=True) == ids_digest(ids)  # sorted: the same text
+
+
+def test_ids_digest_is_the_same_whatever_the_chunking(monkeypatch):
+    import hashlib
+
+    import astroclr.evaluate.splits as splits
+
+    ids = np.arange(10)
+    whole = hashlib.sha1("\n".join(map(str, ids)).encode()).hexdigest()
+    monkeypatch.setattr(splits, "DIGEST_CHUNK", 3)
+    assert splits.ids_digest(ids) == splits.ids_digest(ids, ordered=True) == whole
+
+
 # -- PCA ------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("fit_on", ["pool", "train"])

@@ -28,6 +28,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from astroclr.evaluate.splits import ids_digest
 from astroclr.files import read_json, write_json
 from astroclr.plugin.specs import AstroclrError
 from astroclr.train.devices import one_line, quiet_lightning, trainer_error
@@ -171,14 +172,6 @@ class ShardWriter(BasePredictionWriter):
                                          "rows": self.pos, "complete": True})
 
 
-def ids_digest(ids: np.ndarray) -> str:
-    """SHA-1 of the ids in order: every process must have read the same galaxies."""
-    h = hashlib.sha1()
-    for chunk in np.array_split(np.asarray(ids).astype(str), max(1, len(ids) // 65536)):
-        h.update("\n".join(chunk.tolist()).encode())
-    return h.hexdigest()
-
-
 #: rows of the images hashed into a resume key (evenly spaced, the first and last included)
 PIXEL_SAMPLE_ROWS = 1024
 
@@ -238,7 +231,7 @@ def infer(module: torch.nn.Module, images: np.ndarray, ids: np.ndarray, work: st
     work.mkdir(parents=True, exist_ok=True)
     n = len(images)
     dim = output_dim(module, images, transform)
-    key = {"n": n, "dim": dim, "model": fingerprint, "ids": ids_digest(ids),
+    key = {"n": n, "dim": dim, "model": fingerprint, "ids": ids_digest(ids, ordered=True),
            "pixels": pixels_digest(images), "batch_size": int(batch_size)}
     merged = work / "merged.npy"
     merged_key = work / "merged.json"

@@ -47,7 +47,6 @@ evaluators trained and tested on exactly the same galaxies.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
@@ -59,6 +58,7 @@ from astroclr.evaluate.metrics import (
     classification_metrics,
     mean_std,
 )
+from astroclr.evaluate.splits import ids_digest
 from astroclr.plugin.specs import AstroclrError
 
 if TYPE_CHECKING:
@@ -130,12 +130,6 @@ def checked_features(features: Any, context: "EvalContext", evaluator: str,
         raise AstroclrError(f"evaluator {evaluator!r}: {what} of {bad} galaxies are not finite "
                             f"(NaN or inf)")
     return arr
-
-
-def ids_digest(ids: np.ndarray) -> str:
-    """SHA-1 of the sorted ids: equal digests mean exactly the same galaxies."""
-    text = "\n".join(map(str, np.sort(np.asarray(ids))))
-    return hashlib.sha1(text.encode()).hexdigest()
 
 
 def class_names(context: "EvalContext", classes: Sequence[int]) -> list[str]:
