@@ -14,7 +14,7 @@ import math
 import os
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 
 @contextlib.contextmanager
@@ -173,6 +173,16 @@ def write_fits_rows(path: str | Path, n: int, chunk_hdu: Callable[[int, int], An
             fh.write(buf.getvalue()[start:start + (b - a) * row_bytes])
         fh.write(b"\0" * (-(n * row_bytes) % 2880))
     return Path(path)
+
+
+
+def catalog_columns(catalog: Any, skip: Sequence[str] = ()) -> list[str]:
+    """The catalogue's columns that an output table keeps (the run's ``embeddings.fits``,
+    ``astroclr embed``'s and ``predict``'s tables): one value per galaxy, a number, a boolean
+    or text (unicode or bytes), as FITS and Parquet both hold; vector and object columns are
+    left out, as are the names in ``skip`` (the columns the table writes itself)."""
+    return [name for name in catalog.colnames if name not in skip
+            and catalog[name].ndim == 1 and catalog[name].dtype.kind in "biufUS"]
 
 
 

@@ -108,3 +108,19 @@ def test_chunked_fits_equals_in_memory_table(galaxies, tmp_path):
         np.testing.assert_array_equal(np.asarray(got[name]), np.asarray(want[name]), err_msg=name)
     assert got.meta["BANDS"] == "g,r,i" and got.meta["SURVEY"] == "toy"
     assert not (tmp_path / "e.fits.partial").exists()
+
+
+def test_the_run_table_keeps_the_catalogue_columns_embed_and_predict_keep(galaxies, tmp_path):
+    from astroclr.classify.tables import read_table, write_table
+    from astroclr.files import catalog_columns
+
+    galaxies.catalog["survey_tag"] = np.array([b"dr7"] * len(galaxies))  # bytes: kept
+    galaxies.catalog["flux"] = np.ones((len(galaxies), 3))  # a vector per galaxy: left out
+    rep = embed_images(_Net(), galaxies.images, 100)
+    run_table = Table.read(write_embeddings(tmp_path / "run.fits", galaxies, rep))
+    kept = catalog_columns(galaxies.catalog, skip=("representation",))
+    embed_table = read_table(write_table(
+        tmp_path / "embed.fits", len(galaxies),
+        [*((c, galaxies.catalog[c]) for c in kept), ("representation", rep)]))
+    assert run_table.colnames == embed_table.colnames
+    assert "survey_tag" in run_table.colnames and "flux" not in run_table.colnames

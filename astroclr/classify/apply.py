@@ -87,7 +87,7 @@ def load_matching(cfg: "Config", bands: Sequence[str], image_size: int,
 
 
 def _catalog(galaxies: "Galaxies", skip: Sequence[str]) -> list[tuple[str, Any]]:
-    from astroclr.classify.tables import catalog_columns
+    from astroclr.files import catalog_columns
 
     return [(c, galaxies.catalog[c]) for c in catalog_columns(galaxies.catalog, skip)]
 

@@ -50,16 +50,6 @@ def check_parquet(path: str | Path) -> None:
                             f"'astroclr[parquet]' (or pyarrow), or write FITS (.fits)") from None
 
 
-def catalog_columns(catalog: Any, skip: Sequence[str] = ()) -> list[str]:
-    """The catalogue's scalar columns (numbers, booleans, text) that a table can carry."""
-    out = []
-    for name in catalog.colnames:
-        col = catalog[name]
-        if name not in skip and col.ndim == 1 and col.dtype.kind in "biufUS":
-            out.append(name)
-    return out
-
-
 def _chunk(column: Column, a: int, b: int) -> np.ndarray:
     if callable(column) and not hasattr(column, "__getitem__"):
         return np.asarray(column(a, b))

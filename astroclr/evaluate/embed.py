@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from astropy.table import Table
 
-from astroclr.files import read_json, write_fits_rows, write_json
+from astroclr.files import catalog_columns, read_json, write_fits_rows, write_json
 from astroclr.plugin.specs import AstroclrError
 
 if TYPE_CHECKING:
@@ -186,12 +186,7 @@ def embed_to_npy(module: torch.nn.Module, images: np.ndarray, path: str | Path,
 
 
 def _catalog_columns(galaxies: "Galaxies") -> list[str]:
-    names = []
-    for name in galaxies.catalog.colnames:
-        col = galaxies.catalog[name]
-        if col.ndim == 1 and col.dtype.kind in "biufU":
-            names.append(name)
-    return names
+    return catalog_columns(galaxies.catalog, skip=("representation",))
 
 
 def embeddings_table(galaxies: "Galaxies", representations: np.ndarray) -> Table:
