@@ -209,28 +209,16 @@ def build_net(info: ClassifierInfo) -> "torch.nn.Module":
 
 def load_classifier(path: str | Path, device: str | None = None) -> Classifier:
     """Load a classifier directory written by ``astroclr finetune``."""
-    import torch
-
-    from astroclr.session.state import check_finite_weights
+    from astroclr.train.weights import load_into, pick_device, read_weights
 
     path = Path(path)
     info = read_info(path)
     weights_file = path / WEIGHTS
     if not weights_file.is_file():
         raise AstroclrError(f"classifier {path} has no {WEIGHTS}")
-    try:  # tensors only: a classifier never unpickles code
-        weights = torch.load(weights_file, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise AstroclrError(f"{weights_file} is corrupt: {type(exc).__name__}") from None
-    check_finite_weights(weights, weights_file)
-    net = build_net(info)
-    try:
-        net.load_state_dict(weights)
-    except Exception as exc:
-        raise AstroclrError(f"{weights_file} does not match the classifier's architecture "
-                            f"({info.backbone}): {' '.join(str(exc).split())[:200]}") from None
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return Classifier(net, info, device, path=path)
+    net = load_into(build_net(info), read_weights(weights_file), weights_file,
+                    f"the classifier's architecture ({info.backbone})")
+    return Classifier(net, info, pick_device(device), path=path)
 
 
 def check_trained_weights(net: Any) -> None:

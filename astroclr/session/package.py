@@ -103,20 +103,6 @@ def write_weights(encoder: Any, file: Path) -> None:
     file.chmod(0o644)  # safetensors writes 0600; the package is meant to be shared
 
 
-def read_weights(file: Path) -> dict[str, Any]:
-    """The tensors of a safetensors file, on the CPU; a one-line error when unreadable."""
-    try:
-        from safetensors.torch import load_file
-    except ImportError:
-        raise AstroclrError(f"{file}: reading a model package needs safetensors "
-                            f"(pip install safetensors)") from None
-    try:
-        return load_file(str(file), device="cpu")
-    except Exception as exc:  # a truncated or foreign file
-        raise AstroclrError(f"{file} is not a readable safetensors file: "
-                            f"{type(exc).__name__}: {exc}") from None
-
-
 def model_directory(name: str) -> Path:
     """The package directory of the model plugin ``name`` (``astroclr models``); an unknown
     name lists the installed ones."""

@@ -34,7 +34,7 @@ from astroclr.files import (
     write_json,
 )
 from astroclr.plugin.specs import AstroclrError
-from astroclr.session.state import RunState, check_finite_weights
+from astroclr.session.state import RunState
 
 __all__ = ["RunDir", "RunState", "Run", "open_run", "read_embeddings_table", "safe_name"]
 
@@ -238,16 +238,12 @@ class RunDir:
             torch.save({k: v.detach().cpu() for k, v in encoder.state_dict().items()}, tmp)
 
     def load_encoder_weights(self) -> dict[str, Any]:
-        import torch
+        from astroclr.train.weights import read_weights
 
         if not self.model.is_file():
             raise AstroclrError(f"run {self.path} has no trained model ({self.MODEL}); training "
                                 f"did not finish: resume it with astroclr run --resume {self.path}")
-        try:  # tensors only: a checkpoint never unpickles code
-            weights = torch.load(self.model, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise AstroclrError(f"{self.model} is corrupt: {type(exc).__name__}") from None
-        return check_finite_weights(weights, self.model)
+        return read_weights(self.model)
 
     # -- embeddings ----------------------------------------------------------------------------
     def write_embeddings(self, galaxies: "Galaxies", representations: np.ndarray) -> Path:
@@ -359,11 +355,6 @@ class PackageDir(RunDir):
         from astroclr.session.package import WEIGHTS
 
         return self.path / WEIGHTS
-
-    def load_encoder_weights(self) -> dict[str, Any]:
-        from astroclr.session.package import read_weights
-
-        return read_weights(self.model)
 
     def figure(self, stem: str, suffix: str = ".png") -> Path:
         return Path.cwd() / (safe_name(stem) + suffix)

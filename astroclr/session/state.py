@@ -1,5 +1,5 @@
 """What a run directory holds about itself, typed: ``run.json``'s schema (:class:`RunState`)
-and the checks of what is read back (a preprocessing table, finite weights).
+and the check of a preprocessing table read back (finite weights: :mod:`astroclr.train.weights`).
 
 :class:`~astroclr.session.rundir.RunDir` owns the reads and writes; this module owns what a
 valid ``run.json`` is, so that every reader (embed, finetune, similar, evaluate, resume) gets
@@ -9,8 +9,7 @@ a one-line error naming the field instead of a ``KeyError``.
 from __future__ import annotations
 
 from enum import Enum
-from pathlib import Path
-from typing import Annotated, Any, Mapping, Optional
+from typing import Annotated, Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -56,18 +55,3 @@ def check_preprocessing(value: dict[str, Any]) -> dict[str, Any]:
     except (TypeError, AstroclrError) as exc:
         raise ValueError(" ".join(str(exc).split())) from None
     return value
-
-
-def check_finite_weights(weights: Any, path: str | Path) -> Any:
-    """``weights`` (a state_dict) unless a tensor holds NaN or inf: a network of them answers
-    every input alike (a classifier labels every galaxy with one class), so it is refused."""
-    import torch
-
-    if not isinstance(weights, Mapping):
-        raise AstroclrError(f"{path} is not a state dict of tensors")
-    for name, value in weights.items():
-        if isinstance(value, torch.Tensor) and value.is_floating_point() \
-                and not bool(torch.isfinite(value).all()):
-            raise AstroclrError(f"{path}: weight {name!r} holds NaN or inf values (training "
-                                f"diverged); train it again, e.g. with a lower learning rate")
-    return weights

@@ -125,12 +125,11 @@ def load(run_dir: str | Path | None = None, device: str | None = None, *,
          model: str | None = None) -> TrainedModel:
     """Load the trained encoder of a run directory or model package (``astroclr export``), or
     of the installed model plugin ``model`` (``astroclr models``), for embedding new images."""
-    import torch
-
     from astroclr.data.preprocess import Preprocessing
     from astroclr.plugin.registry import get_registry
     from astroclr.session.package import model_source
     from astroclr.train.model import Encoder
+    from astroclr.train.weights import load_into, pick_device
 
     existing = open_run(model_source(run_dir, model))
     weights = existing.rundir.load_encoder_weights()
@@ -138,13 +137,9 @@ def load(run_dir: str | Path | None = None, device: str | None = None, *,
     cfg = cfgmod.resolve(existing.config, registry)
     state = existing.state
     backbone = build_backbone(registry, cfg, len(state["bands"]), state["image_size"])
-    encoder = Encoder(backbone, cfg.train.representation_dim)
-    try:
-        encoder.load_state_dict(weights)
-    except Exception as exc:
-        raise AstroclrError(f"{existing.rundir.model} does not match the run's backbone: "
-                            f"{' '.join(str(exc).split())[:200]}") from None
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    encoder = load_into(Encoder(backbone, cfg.train.representation_dim), weights,
+                        existing.rundir.model, "the run's backbone")
+    device = pick_device(device)
     trained = TrainedModel(encoder, state["bands"], Preprocessing(**state["preprocessing"]),
                            state["image_size"], device, cfg.train.embed_batch_size,
                            dataset=cfg.run.dataset, dataset_params=cfg.dataset,
