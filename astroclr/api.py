@@ -62,7 +62,7 @@ _PUBLIC: dict[str, str] = {
     "checked_labels": "astroclr.evaluate.classifiers",
     "checked_features": "astroclr.evaluate.classifiers",
     "class_names": "astroclr.evaluate.classifiers",
-    "ids_digest": "astroclr.evaluate.splits",
+    "ids_digest": "astroclr.files",
     "majority_baseline": "astroclr.evaluate.classifiers",
     "feature_models": "astroclr.evaluate.models",
     "linear_model": "astroclr.evaluate.models",

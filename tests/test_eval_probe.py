@@ -252,12 +252,12 @@ def test_ordered_ids_digest_tells_another_order_apart():
 def test_ids_digest_is_the_same_whatever_the_chunking(monkeypatch):
     import hashlib
 
-    import astroclr.evaluate.splits as splits
+    import astroclr.files as files
 
     ids = np.arange(10)
     whole = hashlib.sha1("\n".join(map(str, ids)).encode()).hexdigest()
-    monkeypatch.setattr(splits, "DIGEST_CHUNK", 3)
-    assert splits.ids_digest(ids) == splits.ids_digest(ids, ordered=True) == whole
+    monkeypatch.setattr(files, "DIGEST_CHUNK", 3)
+    assert files.ids_digest(ids) == files.ids_digest(ids, ordered=True) == whole
 
 
 # -- PCA ------------------------------------------------------------------------------------------

@@ -28,8 +28,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from astroclr.evaluate.splits import ids_digest
-from astroclr.files import read_json, write_json
+from astroclr.files import ids_digest, read_json, write_json
 from astroclr.plugin.specs import AstroclrError
 from astroclr.train.devices import one_line, quiet_lightning, trainer_error
 from astroclr.train.launch import launched_rank

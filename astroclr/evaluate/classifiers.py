@@ -58,7 +58,7 @@ from astroclr.evaluate.metrics import (
     classification_metrics,
     mean_std,
 )
-from astroclr.evaluate.splits import ids_digest
+from astroclr.files import ids_digest
 from astroclr.plugin.specs import AstroclrError
 
 if TYPE_CHECKING:

@@ -23,7 +23,7 @@ import numpy as np
 
 from astroclr.evaluate.metrics import REGRESSION_METRICS, aggregate_regression, mean_std, regression_metrics
 from astroclr.evaluate.parallel import blas_threads
-from astroclr.evaluate.splits import ids_digest
+from astroclr.files import ids_digest
 from astroclr.plugin.specs import AstroclrError
 
 if TYPE_CHECKING:

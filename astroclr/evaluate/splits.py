@@ -10,7 +10,6 @@ permutation of the pool.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,26 +94,3 @@ def make_split(labels: np.ndarray, seed: int, test_fraction: float = 0.25,
     pool = pool[rng.permutation(len(pool))]
     return Split(seed=seed, test=test, train_pool=pool)
 
-
-#: ids hashed per update: the digest of millions of ids never builds one string of them all
-DIGEST_CHUNK = 65536
-
-
-def ids_digest(ids: np.ndarray, *, ordered: bool = False) -> str:
-    """SHA-1 of the ids, one per line: equal digests mean exactly the same galaxies.
-
-    The one digest of a set of galaxies, with the order decided per use. By default the ids
-    are sorted first, so a digest names a *set*: the split records of ``metrics.json``
-    (``test_sha1``, ``train_sha1``) compare which galaxies two runs or two methods saw, and a
-    training pool is a seeded permutation whose order says nothing about its members; the
-    values are those every earlier ``metrics.json`` holds. ``ordered=True`` keeps the order
-    given, for a resume key: row i of a partial output belongs to ``ids[i]``, so the same
-    galaxies in another order must not resume it.
-    """
-    ids = np.asarray(ids)
-    if not ordered:
-        ids = np.sort(ids)
-    h = hashlib.sha1()
-    for a in range(0, len(ids), DIGEST_CHUNK):
-        h.update((("\n" if a else "") + "\n".join(map(str, ids[a:a + DIGEST_CHUNK]))).encode())
-    return h.hexdigest()
