@@ -93,4 +93,3 @@ def make_split(labels: np.ndarray, seed: int, test_fraction: float = 0.25,
     pool = np.concatenate(pool_parts)
     pool = pool[rng.permutation(len(pool))]
     return Split(seed=seed, test=test, train_pool=pool)
-
