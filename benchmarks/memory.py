@@ -35,8 +35,8 @@ from astroclr.data.galaxies import Galaxies, SurveyInfo
 from astroclr import config as cfgmod
 from astroclr.plugin.registry import get_registry
 from astroclr.config import assemble_config
-from astroclr.session.build import build_training
-import astroclr.session.build as build
+from astroclr.runs.build import build_training
+import astroclr.runs.build as build
 from astroclr.train.devices import quiet_lightning
 from astroclr.train.trainer import fit
 

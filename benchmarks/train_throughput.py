@@ -68,7 +68,7 @@ def config(args, pipeline):
 def build_model(cfg, galaxies, with_augment: bool):
     from astroclr.data.augment import build_pipeline
     from astroclr.plugin.registry import get_registry
-    from astroclr.session.build import build_backbone, build_method
+    from astroclr.runs.build import build_backbone, build_method
     from astroclr.train.model import Encoder, SelfSupervisedModel
 
     reg = get_registry()

@@ -33,7 +33,7 @@ SCRIPT = textwrap.dedent('''
     from astroclr import config as cfgmod
     from astroclr.plugin.registry import get_registry
     from astroclr.config import assemble_config
-    from astroclr.session.build import build_training
+    from astroclr.runs.build import build_training
 
     out, devices, batch, strategy = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
     sets = json.loads(sys.argv[5])
