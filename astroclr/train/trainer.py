@@ -270,6 +270,9 @@ def fit(model: SelfSupervisedModel, galaxies: "Galaxies", train: "TrainOptions",
     summary (steps, seconds, loss, images/s).
 
     ``clock`` is what a time budget is measured with (a fake one makes the plan testable)."""
+    if not hasattr(rundir, "last_checkpoint"):  # a bare path: the layout's names are not ours
+        raise TypeError(f"fit writes into a run directory's TrainingFiles (astroclr.runs.rundir."
+                        f"RunDir), not {type(rundir).__name__} {rundir!r}")
     if train.threads:
         torch.set_num_threads(train.threads)
     quiet_lightning()
