@@ -23,7 +23,7 @@ __all__ = ["run", "load", "load_classifier", "hookimpl", "AstroclrError", "Confi
 
 if TYPE_CHECKING:
     from astroclr.classify.classifier import Classifier
-    from astroclr.session.rundir import Run
+    from astroclr.runs.rundir import Run
     from astroclr.session.trained import TrainedModel
 
 

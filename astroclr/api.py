@@ -91,12 +91,12 @@ _PUBLIC: dict[str, str] = {
     "UNTRAINED_SEED": "astroclr.evaluate.baselines",
     # neighbours and figures
     "NeighbourIndex": "astroclr.evaluate.index",
-    "index_of": "astroclr.evaluate.similar",
-    "nearest": "astroclr.evaluate.similar",
-    "montage": "astroclr.evaluate.similar",
-    "to_rgb": "astroclr.evaluate.similar",
+    "index_of": "astroclr.evaluate.ids",
+    "nearest": "astroclr.evaluate.query",
+    "montage": "astroclr.evaluate.montage",
+    "to_rgb": "astroclr.evaluate.montage",
     # files
-    "safe_name": "astroclr.session.rundir",
+    "safe_name": "astroclr.runs.rundir",
     "atomic_write": "astroclr.files",
     "check_writable": "astroclr.files",
 }

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from astroclr.plugin.registry import Registry
     from astroclr.plugin.specs import Param
     from astroclr.resolved import Config
-    from astroclr.session.rundir import Run
+    from astroclr.runs.rundir import Run
 
 __all__ = ["registry", "validate_params", "resolve_config", "run_evaluators",
            "synthetic_galaxies", "open_run"]
@@ -126,6 +126,6 @@ def open_run(path: str | Path) -> "Run":
     """A finished run directory as a ``Run``: ``.dir``, ``.config`` and ``.state`` (run.json)
     as dicts, ``.metrics``, ``.report``, ``.embeddings()``, ``.galaxies()``; an
     :class:`~astroclr.api.AstroclrError` if ``path`` holds no run."""
-    from astroclr.session.rundir import open_run as _open
+    from astroclr.runs.rundir import open_run as _open
 
     return _open(path)

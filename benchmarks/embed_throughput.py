@@ -26,7 +26,7 @@ def encoder(backbone: str, size: int):
     from astroclr import config as cfgmod
     from astroclr.config import assemble_config
     from astroclr.plugin.registry import get_registry
-    from astroclr.session.build import build_backbone
+    from astroclr.runs.build import build_backbone
     from astroclr.train.model import Encoder
 
     reg = get_registry()

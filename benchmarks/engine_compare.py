@@ -35,7 +35,7 @@ def sample_images(out: Path, limit: int) -> tuple[np.ndarray, np.ndarray]:
     from astroclr import config as cfgmod
     from astroclr.config import assemble_config
     from astroclr.plugin.registry import get_registry
-    from astroclr.session.build import load_dataset
+    from astroclr.runs.build import load_dataset
 
     reg = get_registry()
     sets = [f"dataset.limit={limit}"] if limit else []

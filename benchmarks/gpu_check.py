@@ -316,7 +316,7 @@ def input_ceiling(tmp: Path, sizes: Sizes) -> dict[str, float]:
 
 def training_model(batch_size: int, size: int, device_type: str):
     """The ``gpu`` preset's training module (ResNet-18, default method and augmentations),
-    built as a run builds it (:func:`astroclr.session.build.build_training`, minus the data)."""
+    built as a run builds it (:func:`astroclr.runs.build.build_training`, minus the data)."""
     import numpy as np
     import torch
 
@@ -324,7 +324,7 @@ def training_model(batch_size: int, size: int, device_type: str):
     from astroclr.config import assemble_config
     from astroclr.data.augment import pipeline_from_config
     from astroclr.plugin.registry import get_registry
-    from astroclr.session.build import build_backbone, build_method, view_pipelines
+    from astroclr.runs.build import build_backbone, build_method, view_pipelines
     from astroclr.train.model import Encoder, SelfSupervisedModel
 
     reg = get_registry()

@@ -35,9 +35,10 @@ from astroclr.data.galaxies import Galaxies, SurveyInfo
 from astroclr import config as cfgmod
 from astroclr.plugin.registry import get_registry
 from astroclr.config import assemble_config
-from astroclr.session.build import build_training
-import astroclr.session.build as build
+from astroclr.runs.build import build_training
+import astroclr.runs.build as build
 from astroclr.train.devices import quiet_lightning
+from astroclr.runs.rundir import RunDir
 from astroclr.train.trainer import fit
 
 def status(key):  # kB; VmHWM is this process's peak RSS (ru_maxrss survives exec from the parent)
@@ -66,7 +67,7 @@ cfg = cfgmod.resolve(assemble_config(None, sets, backbone="smallcnn",
 _, model, _ = build_training(get_registry(), cfg)
 t0 = time.perf_counter()
 with tempfile.TemporaryDirectory() as tmp:
-    summary = fit(model, galaxies, cfg.train, 0, Path(tmp), False, None)
+    summary = fit(model, galaxies, cfg.train, 0, RunDir(tmp), False, None)
 peak = status("VmHWM")
 print(json.dumps({"n": len(galaxies), "rss_after_import_mb": before / 1024,
                   "rss_anon_end_mb": status("RssAnon") / 1024, "rss_file_end_mb": status("RssFile") / 1024,

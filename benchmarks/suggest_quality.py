@@ -58,7 +58,7 @@ def finetune_scorer(run_dir: str, galaxies: Any, max_steps: int | None) -> Calla
     from astroclr.classify.parts import fresh_copy
     from astroclr.data.augment import pipeline_from_config
     from astroclr.plugin.registry import get_registry
-    from astroclr.session.rundir import open_run
+    from astroclr.runs.rundir import open_run
     from astroclr_evaluators.finetune import fit_and_predict
 
     run = open_run(run_dir)
@@ -187,10 +187,10 @@ def main() -> None:
     args = p.parse_args()
 
     import astroclr.config as cfgmod
-    from astroclr.evaluate.similar import same_ids
+    from astroclr.evaluate.ids import same_ids
     from astroclr.files import write_json
     from astroclr.plugin.registry import get_registry
-    from astroclr.session.rundir import open_run
+    from astroclr.runs.rundir import open_run
 
     run = open_run(args.run_dir)
     column = args.label_column or cfgmod.resolve(run.config, get_registry()).run.label_column

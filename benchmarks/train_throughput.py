@@ -68,7 +68,7 @@ def config(args, pipeline):
 def build_model(cfg, galaxies, with_augment: bool):
     from astroclr.data.augment import build_pipeline
     from astroclr.plugin.registry import get_registry
-    from astroclr.session.build import build_backbone, build_method
+    from astroclr.runs.build import build_backbone, build_method
     from astroclr.train.model import Encoder, SelfSupervisedModel
 
     reg = get_registry()
@@ -150,6 +150,7 @@ def astroclr_fit(args, galaxies, pipeline) -> tuple[float, float | None]:
     optimiser), measured in the same run, so the machine's drift cancels out; the rest is the
     framework's (fetching batches, logging, progress, callbacks). None on an accelerator,
     where the hooks' clock would need a device synchronisation."""
+    from astroclr.runs.rundir import RunDir
     from astroclr.train.trainer import fit
 
     cfg = config(args, pipeline)
@@ -159,7 +160,7 @@ def astroclr_fit(args, galaxies, pipeline) -> tuple[float, float | None]:
     model.on_train_batch_start = lambda batch, batch_idx: starts.append(time.perf_counter())
     model.on_train_batch_end = lambda outputs, batch, batch_idx: ends.append(time.perf_counter())
     with tempfile.TemporaryDirectory() as tmp:
-        summary = fit(model, galaxies, cfg.train, 0, Path(tmp), False, None)
+        summary = fit(model, galaxies, cfg.train, 0, RunDir(tmp), False, None)
     s, e = starts[args.warmup:], ends[args.warmup:]
     inside = None
     if args.device == "cpu" and len(s) >= 2:

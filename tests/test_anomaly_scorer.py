@@ -13,7 +13,7 @@ from test_classify import TINY, cli
 import astroclr
 from astroclr.evaluate.anomaly import AnomalyScorer, asymmetry
 from astroclr.plugin.specs import AstroclrError
-from astroclr.session.rundir import RunDir
+from astroclr.runs.rundir import RunDir
 
 
 @pytest.fixture(scope="module")

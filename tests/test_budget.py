@@ -156,13 +156,14 @@ class TickingClock:
 def fit_with_clock(tmp_path, make_clock):
     from astroclr.config import assemble_config, resolve
     from astroclr.plugin.registry import get_registry
-    from astroclr.session.build import build_training
+    from astroclr.runs.build import build_training
+    from astroclr.runs.rundir import RunDir
     from astroclr.train.trainer import fit
 
     reg = get_registry()
     cfg = resolve(assemble_config(None, SETS, backbone="smallcnn"), reg)
     galaxies, model, _ = build_training(reg, cfg)
-    summary = fit(model, galaxies, cfg.train, 0, tmp_path / "run", False, None,
+    summary = fit(model, galaxies, cfg.train, 0, RunDir(tmp_path / "run"), False, None,
                   clock=make_clock(model))
     plan = json.loads((tmp_path / "run" / "checkpoints" / "schedule.json").read_text())
     return summary, plan["schedule"]

@@ -33,7 +33,8 @@ SCRIPT = textwrap.dedent('''
     from astroclr import config as cfgmod
     from astroclr.plugin.registry import get_registry
     from astroclr.config import assemble_config
-    from astroclr.session.build import build_training
+    from astroclr.runs.build import build_training
+    from astroclr.runs.rundir import RunDir
 
     out, devices, batch, strategy = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
     sets = json.loads(sys.argv[5])
@@ -62,7 +63,7 @@ SCRIPT = textwrap.dedent('''
                          batch_size=batch), reg)
     out.mkdir(parents=True, exist_ok=True)
     galaxies, model, _ = build_training(reg, cfg)
-    summary = T.fit(model, galaxies, cfg.train, cfg.run.seed, out, False, None)
+    summary = T.fit(model, galaxies, cfg.train, cfg.run.seed, RunDir(out), False, None)
     def tensors(state, prefix=""):  # extra state (MoCo's memory bank) is a dict of tensors
         for k, v in state.items():
             if isinstance(v, dict):

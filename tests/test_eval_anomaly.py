@@ -10,7 +10,7 @@ from test_eval_probe import make_galaxies
 import astroclr
 from astroclr.evaluate.context import EvalContext, run_evaluators
 from astroclr.plugin.specs import AstroclrError
-from astroclr.session.rundir import RunDir
+from astroclr.runs.rundir import RunDir
 
 ODD = np.array([3, 50, 77, 120, 199, 230])
 

@@ -1,4 +1,4 @@
-"""Evaluators that draw: label_efficiency, umap, similar (and astroclr.evaluate.similar)."""
+"""Evaluators that draw: label_efficiency, umap, similar (and the search and montage under them)."""
 
 from __future__ import annotations
 
@@ -193,7 +193,7 @@ def _embeddings(tmp_path, ids, reps):
 
 
 def test_find_similar_cosine(tmp_path):
-    from astroclr.evaluate.similar import find_similar
+    from astroclr.session.similar import find_similar
 
     # Mean-free representations: centring leaves them unchanged, so plain cosines apply.
     reps = np.array([[1, 0], [10, 1], [0, 1], [-1, 0], [1, 1]], dtype=np.float32)
@@ -214,7 +214,7 @@ def test_find_similar_cosine(tmp_path):
 
 
 def test_find_similar_ignores_a_common_offset(tmp_path):
-    from astroclr.evaluate.similar import find_similar
+    from astroclr.session.similar import find_similar
 
     rng = np.random.default_rng(0)
     reps = rng.normal(size=(20, 8)).astype(np.float32)
@@ -227,7 +227,7 @@ def test_find_similar_ignores_a_common_offset(tmp_path):
 
 
 def test_find_similar_string_ids(tmp_path):
-    from astroclr.evaluate.similar import find_similar
+    from astroclr.session.similar import find_similar
 
     _embeddings(tmp_path, np.array(["a", "b", "c"]), np.eye(3, dtype=np.float32) + 0.1)
     assert len(find_similar(tmp_path, "a", 2)) == 2
@@ -235,15 +235,39 @@ def test_find_similar_string_ids(tmp_path):
         find_similar(tmp_path, "z")
 
 
-def test_write_montage(tmp_path):
-    from astroclr.evaluate.similar import write_montage
+def test_find_similar_leaves_out_galaxies_without_a_finite_representation(tmp_path):
+    from astroclr.session.similar import find_similar
+
+    reps = np.random.default_rng(1).normal(size=(6, 4)).astype(np.float32)
+    reps[2] = np.nan  # left out: with it, the mean (and so every distance) would be NaN
+    _embeddings(tmp_path, np.arange(6), reps)
+    found = find_similar(tmp_path, 0, k=10)
+    assert [i for i, _ in found if i == 2] == [] and len(found) == 4
+    assert all(np.isfinite(d) for _, d in found)
+
+
+def test_nearest_excludes_the_query_however_its_id_is_written():
+    from astroclr.api import nearest
+
+    reps = np.random.default_rng(2).normal(size=(5, 3)).astype(np.float32)
+    ids = np.array([11, 12, 13, 14, 15])
+    for given in (12, "12", " 12", np.int64(12)):
+        found = nearest(ids, reps, given, k=10)
+        assert len(found) == 4 and 12 not in [i for i, _ in found], given
+    with pytest.raises(AstroclrError, match=r"id 'x' is not in the dataset: its ids are integers"):
+        nearest(ids, reps, "x", where="the dataset")
+
+
+def test_montage_draws_a_query_and_its_neighbours(tmp_path):
+    from astroclr.evaluate.montage import montage
 
     g = make_galaxies(n=30)
-    _embeddings(tmp_path, g.ids, informative(g))
-    path = write_montage(tmp_path, int(g.ids[0]), 6, tmp_path / "m.png", g)
+    nb = [(int(g.ids[i]), 0.1 * i) for i in range(1, 7)] + [(-1, 0.9)]  # -1: not among them
+    path = montage(g, str(g.ids[0]), nb, tmp_path / "m.png")
     assert path.is_file() and path.stat().st_size > 1000
-    with pytest.raises(AstroclrError, match="is not in"):
-        write_montage(tmp_path, -5, 6, tmp_path / "x.png", g)
+    with pytest.raises(AstroclrError, match="id -5 is not among the galaxies given to draw"):
+        montage(g, -5, nb, tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
 
 
 def test_similar_evaluator(tmp_path, registry):

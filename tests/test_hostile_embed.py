@@ -90,7 +90,7 @@ def test_hostile_embed(world, case):
 @pytest.mark.parametrize("name", list(BAD_STATES))
 def test_every_deviating_run_json_is_one_error_naming_the_field(world, name):
     from astroclr.api import AstroclrError
-    from astroclr.session.rundir import open_run
+    from astroclr.runs.rundir import open_run
 
     with pytest.raises(AstroclrError) as caught:
         open_run(world.root / "bad_state" / name.replace(" ", "_"))
@@ -99,8 +99,8 @@ def test_every_deviating_run_json_is_one_error_naming_the_field(world, name):
 
 
 def test_the_run_state_is_typed(world):
-    from astroclr.session.rundir import RunDir
-    from astroclr.session.state import RunStatus
+    from astroclr.runs.rundir import RunDir
+    from astroclr.runs.state import RunStatus
 
     state, doc = RunDir(world.run).run_state()
     assert state.status is RunStatus.COMPLETE and state.bands == doc["bands"]

@@ -15,7 +15,7 @@ from PIL import Image
 
 from astroclr.api import SkipGalaxy
 from astroclr.plugin.specs import AstroclrError
-from astroclr.session.rundir import RunDir, safe_name
+from astroclr.runs.rundir import RunDir, safe_name
 from astroclr_sdss.composites import CompositeReader
 from astroclr_sdss.fits_cutouts import FitsCutoutReader
 

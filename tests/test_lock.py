@@ -14,7 +14,7 @@ import pytest
 from astroclr.files import check_writable
 from astroclr.lock import LOCK_NAME, acquire, locked, release
 from astroclr.plugin.specs import AstroclrError
-from astroclr.session.rundir import RunDir
+from astroclr.runs.rundir import RunDir
 
 
 def _dead_pid() -> int:

@@ -9,7 +9,7 @@ import pytest
 import astroclr
 from astroclr.config import assemble_config, resolve
 from astroclr.plugin.specs import AstroclrError, ConfigError
-from astroclr.session.rundir import RunDir
+from astroclr.runs.rundir import RunDir
 from astroclr.train.devices import check_logger
 from astroclr.train.trainer import training_loggers
 

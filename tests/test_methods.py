@@ -18,7 +18,7 @@ from astroclr import hookimpl
 from astroclr.config import assemble_config, resolve
 from astroclr.plugin.registry import Registry
 from astroclr.plugin.specs import AstroclrError, MethodSpec, ViewSpec
-from astroclr.session.build import build_training
+from astroclr.runs.build import build_training
 
 SETS = ["dataset.limit=64", "dataset.bin=4", "run.evaluators=[]", "train.threads=1"]
 

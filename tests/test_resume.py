@@ -21,7 +21,7 @@ import torch
 
 import astroclr
 from astroclr.plugin.specs import AstroclrError
-from astroclr.session.rundir import open_run
+from astroclr.runs.rundir import open_run
 
 EPOCHS, BATCH, LIMIT = 3, 16, 128  # 8 steps per epoch, 24 in all
 TOTAL = EPOCHS * (LIMIT // BATCH)

@@ -111,7 +111,7 @@ def test_query_by_table_against_another_catalogue(run, tmp_path):
 
 
 def test_query_by_table_excludes_the_galaxy_itself(run, tmp_path):
-    from astroclr.evaluate.query import similar
+    from astroclr.session.similar import similar
 
     table = run.embeddings()
     Table({"id": table["id"][:2], "representation": table["representation"][:2]}).write(
@@ -123,7 +123,7 @@ def test_query_by_table_excludes_the_galaxy_itself(run, tmp_path):
 
 
 def test_exactly_one_kind_of_query(run):
-    from astroclr.evaluate.query import similar
+    from astroclr.session.similar import similar
 
     with pytest.raises(AstroclrError, match="give one kind of query"):
         similar(run.dir)

@@ -65,7 +65,7 @@ def load_matching(cfg: "Config", bands: Sequence[str], image_size: int,
     """The configured dataset, checked against the bands, image size and preprocessing of
     ``what`` (a run or a classifier): a mismatch is a one-line error naming both."""
     from astroclr.plugin.registry import get_registry
-    from astroclr.session.build import load_dataset
+    from astroclr.runs.build import load_dataset
 
     galaxies = load_dataset(get_registry(), cfg)
     name = cfg.run.dataset
@@ -105,8 +105,8 @@ def embed_dataset(run_dir: str | Path, out: str | Path, dataset: str | None = No
     from astroclr.classify.tables import check_table_out, table_format, write_finite
     from astroclr.evaluate.embed import model_fingerprint
     from astroclr.output import output_work
-    from astroclr.session.rundir import open_run
-    from astroclr.session.trained import load
+    from astroclr.runs.encoder import load_encoder
+    from astroclr.runs.rundir import open_run
     from astroclr.train.launch import launched_rank
 
     out = Path(out)
@@ -117,7 +117,7 @@ def embed_dataset(run_dir: str | Path, out: str | Path, dataset: str | None = No
     cfg = dataset_config(base.run.dataset, base.dataset, dataset, sets, devices,
                          _device_table(base))
     check_table_out(out, cfg, [existing.dir], overwrite)
-    model = load(run_dir, device="cpu")
+    model = load_encoder(run_dir, device="cpu")
     with output_work(out, "embed", enabled=launched_rank() == 0) as work:
         galaxies = load_matching(cfg, state["bands"], state["image_size"],
                                  state["preprocessing"], f"run {existing.dir}")
@@ -248,9 +248,9 @@ def finetune_run(run_dir: str | Path, out: str | Path, dataset: str | None = Non
     from astroclr.classify.semisup import unlabelled_rows
     from astroclr.classify.tables import finite_images
     from astroclr.data.augment import pipeline_from_config
-    from astroclr.session.build import build_backbone
-    from astroclr.session.rundir import open_run
-    from astroclr.session.trained import load
+    from astroclr.runs.build import build_backbone
+    from astroclr.runs.encoder import load_encoder
+    from astroclr.runs.rundir import open_run
 
     sets, recipe_sets = split_recipe_sets(sets)
     spec = Recipe(mode=mode, **{**recipe, **recipe_sets})
@@ -303,7 +303,7 @@ def finetune_run(run_dir: str | Path, out: str | Path, dataset: str | None = Non
     def y_of(rows: np.ndarray) -> np.ndarray:
         return np.searchsorted(classes, all_labels[rows])
 
-    model = load(run_dir, device="cpu")
+    model = load_encoder(run_dir, device="cpu")
     pipeline = pipeline_from_config(registry, galaxies.survey, base.augment)
     augment = select_augment(spec.augment, pipeline, galaxies.survey)
     device = device or base.train.device

@@ -96,7 +96,7 @@ class ClassifierDoc(BaseModel):
     @field_validator("preprocessing")
     @classmethod
     def _preprocessing(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from astroclr.session.state import check_preprocessing
+        from astroclr.runs.state import check_preprocessing
 
         return check_preprocessing(value)
 
@@ -197,7 +197,7 @@ def build_net(info: ClassifierInfo) -> "torch.nn.Module":
     """An untrained network of the classifier's architecture."""
     import astroclr.config as cfgmod
     from astroclr.plugin.registry import get_registry
-    from astroclr.session.build import build_backbone
+    from astroclr.runs.build import build_backbone
     from astroclr.train.model import Encoder
 
     registry = get_registry()

@@ -49,7 +49,7 @@ def anomaly_of_classifier(run: str, galaxies: "Galaxies", meta: dict[str, Any],
     """The anomaly score of a catalogue against the run a classifier came from (its own
     encoder embeds the galaxies when the score uses the representation); None when that run
     or its scorer is not there any more."""
-    from astroclr.session.rundir import RunDir
+    from astroclr.runs.rundir import RunDir
 
     rundir = RunDir(run) if run else None
     if rundir is None or not rundir.anomaly.is_file():
@@ -59,8 +59,8 @@ def anomaly_of_classifier(run: str, galaxies: "Galaxies", meta: dict[str, Any],
 
     if AnomalyScorer.load(rundir.anomaly).needs_representations:
         from astroclr.evaluate.embed import embed_images
-        from astroclr.session.trained import load
+        from astroclr.runs.encoder import load_encoder
 
-        model = load(rundir.path, device="cpu")
+        model = load_encoder(rundir.path, device="cpu")
         reps = embed_images(model.encoder, galaxies.images, model.batch_size, "cpu")
     return anomaly_against_run(rundir, reps, galaxies.images, meta, progress)

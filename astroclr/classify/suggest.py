@@ -218,7 +218,7 @@ def suggest_run(run_dir: str | Path, n: int, labels_file: str | Path | None = No
     import astroclr.config as cfgmod
     from astroclr.classify.labels import known_classes, read_labels
     from astroclr.plugin.registry import get_registry
-    from astroclr.session.rundir import open_run
+    from astroclr.runs.rundir import open_run
 
     if strategy not in STRATEGIES:
         raise AstroclrError(f"--strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
@@ -265,7 +265,8 @@ def _write_csv(table: "Table", path: Path) -> Path:
 
 
 def _montage(galaxies: "Galaxies", table: "Table", path: Path) -> Path:
-    from astroclr.evaluate.similar import montage, plain
+    from astroclr.evaluate.ids import plain
+    from astroclr.evaluate.montage import montage
 
     shown = table[:MONTAGE_MAX]
     picks = [(plain(gid), float(s)) for gid, s in zip(shown["id"], shown["score"])]

@@ -52,7 +52,7 @@ def embed_cmd(
 ) -> None:
     """Embed any dataset with a run's encoder: id, catalogue columns, representation."""
     from astroclr.classify.apply import embed_dataset
-    from astroclr.session.package import model_source
+    from astroclr.runs.package import model_source
 
     written = embed_dataset(model_source(run_dir, model), out, dataset, sets or (),
                             progress=not quiet, overwrite=overwrite, report=typer.echo,
@@ -105,7 +105,7 @@ def finetune_cmd(
 ) -> None:
     """Train a classifier from labelled galaxies on a run's encoder; writes a classifier directory."""
     from astroclr.classify.apply import finetune_run
-    from astroclr.session.package import model_source
+    from astroclr.runs.package import model_source
 
     clf = finetune_run(model_source(run_dir, model), out, dataset, sets or (), label_column,
                        labels, seed, mode, overwrite, progress=not quiet, augment=augment,

@@ -34,8 +34,8 @@ def similar_cmd(
 ) -> None:
     """Find the galaxies most similar to galaxies of the run, to image files or to a table of
     representations; write a montage and a table of neighbours with cosine distances."""
-    from astroclr.evaluate.query import MONTAGE_QUERIES, similar
-    from astroclr.session.package import model_source
+    from astroclr.runs.package import model_source
+    from astroclr.session.similar import MONTAGE_QUERIES, similar
 
     if out is not None:
         _check_image_format(out)
@@ -74,7 +74,7 @@ def augment_preview_cmd(
     from astroclr.data.preview import write_preview
     from astroclr.files import check_writable
     from astroclr.plugin.registry import get_registry
-    from astroclr.session.build import load_dataset
+    from astroclr.runs.build import load_dataset
 
     registry = get_registry()
     cfg = cfgmod.resolve(cfgmod.assemble_config(config, sets or (), dataset=dataset), registry)

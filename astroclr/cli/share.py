@@ -42,7 +42,7 @@ def models_cmd() -> None:
     from rich.table import Table
 
     from astroclr.plugin.registry import get_registry
-    from astroclr.session.package import is_package, summary
+    from astroclr.runs.package import is_package, summary
 
     table = Table("name", "package", "version", "description", "model card")
     for name, part in sorted(get_registry().parts("model").items()):

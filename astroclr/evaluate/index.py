@@ -2,7 +2,7 @@
 (faiss) above it, built once per embedded table and saved beside it.
 
 Distances are cosine distances of the representations with the catalogue's mean removed
-(see :func:`astroclr.evaluate.similar.nearest` for why): each vector is centred and scaled to
+(see :func:`astroclr.evaluate.query.nearest` for why): each vector is centred and scaled to
 unit length, so ``1 - inner product`` is the distance and an inner-product index finds the
 nearest. The library was chosen with ``benchmarks/ann_index.py`` (docs/quality.md): faiss's
 HNSW reached recall@10 0.988 on 1,000,000 clustered 64-D vectors, installs from wheels

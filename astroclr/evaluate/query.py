@@ -1,32 +1,27 @@
-"""Similarity queries against an embedded catalogue: by galaxy id, by new image files (embedded
-on the fly with a run's model and preprocessing), or by a table of representations.
+"""Similarity queries against an embedded catalogue: the ``k`` nearest galaxies to given
+representations, the one search of astroclr (``astroclr similar``, the ``similar`` evaluator
+through :func:`nearest`, the run-level :func:`astroclr.session.similar.find_similar`).
 
-A query gives representations; :func:`search` finds the ``k`` nearest rows of a catalogue (an
-``embeddings.fits`` of a run or of ``astroclr embed``) through its :class:`NeighbourIndex`,
-and returns one table, ``query, rank, id, distance``; :func:`write_results` writes it as FITS or
-CSV; :func:`query_montage` draws each query beside its neighbours.
+:func:`search` finds the ``k`` nearest rows of a catalogue (an ``embeddings.fits`` of a run or
+of ``astroclr embed``, or arrays) through its :class:`NeighbourIndex` and returns one table,
+``query, rank, id, distance``; :func:`neighbours` the same as lists; :func:`write_results`
+writes the table as FITS or CSV.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from astroclr.evaluate.ids import id_key, index_of, plain, row_lookup
 from astroclr.evaluate.index import EXACT_MAX, NeighbourIndex
-from astroclr.evaluate.similar import index_of, plain, to_rgb
 from astroclr.plugin.specs import AstroclrError
 
 if TYPE_CHECKING:
     from astropy.table import Table
-
-    from astroclr.session.trained import TrainedModel
-
-#: montage limits: the results table holds everything, the picture only what stays readable
-MONTAGE_QUERIES = 10
-MONTAGE_NEIGHBOURS = 10
 
 
 @dataclass
@@ -39,16 +34,14 @@ class Catalogue:
     #: rows left out because their representation holds NaN or inf
     skipped: int = 0
     _index: NeighbourIndex | None = field(default=None, repr=False)
-    _rows: dict[str, int] | None = field(default=None, repr=False)
+    _rows: dict[Any, int] | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, path: str | Path) -> "Catalogue":
-        """The embeddings table ``path``, or a run directory's ``embeddings.fits``."""
+        """The embeddings table file ``path`` (a run's: :func:`astroclr.runs.rundir.embeddings_file`)."""
         from astroclr.files import read_embeddings_table
-        from astroclr.session.rundir import RunDir
 
-        path = Path(path)
-        table_path = RunDir(path).embeddings if path.is_dir() else path
+        table_path = Path(path)
         table = read_embeddings_table(table_path)
         ids = np.asarray(table["id"])
         reps = np.asarray(table["representation"], np.float32)
@@ -70,12 +63,11 @@ class Catalogue:
         return self._index
 
     def row(self, objid: Any) -> int | None:
-        """The row of ``objid`` (compared as text: 123 matches "123"), or None."""
+        """The row of ``objid`` (matched as :func:`~astroclr.evaluate.ids.index_of` matches:
+        "123" finds 123), or None."""
         if self._rows is None:
-            self._rows = {}
-            for i, v in enumerate(self.ids):  # first occurrence wins, as index_of
-                self._rows.setdefault(str(plain(v)), i)
-        return self._rows.get(str(plain(objid)))
+            self._rows = row_lookup(self.ids)
+        return self._rows.get(id_key(self.ids, objid))
 
     def vectors_of(self, objids: Sequence[Any]) -> np.ndarray:
         """The representations of galaxies of this catalogue (a one-line error if one is not)."""
@@ -87,28 +79,6 @@ def table_queries(path: str | Path) -> tuple[list[Any], np.ndarray, int]:
     representation is finite, as queries."""
     cat = Catalogue.open(path)
     return [plain(v) for v in cat.ids], cat.representations, cat.skipped
-
-
-def image_queries(model: "TrainedModel", paths: Sequence[str | Path]
-                  ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """``(names, representations, preprocessed images)`` of image files, read as the run's
-    dataset plugin reads its own (its ``read_image``, the run's crop, resize and bands) and
-    embedded with ``model``'s preprocessing; names are the files' names."""
-    raw = model.read_images(paths)
-    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):  # checked below
-        reps, pixels = model.embed(raw), model.preprocessing.apply(raw)
-    check_finite_queries(reps, paths)
-    return [Path(p).name for p in paths], reps, pixels
-
-
-def check_finite_queries(reps: np.ndarray, paths: Sequence[str | Path]) -> None:
-    """A query image whose representation is not finite (pixels so large that preprocessing
-    overflows, 3e38) would make every galaxy its neighbour at distance 2: refused by name."""
-    bad = [str(p) for p, ok in zip(paths, np.isfinite(reps).all(axis=1)) if not ok]
-    if bad:
-        raise AstroclrError(f"image {bad[0]}: its pixels give a non-finite representation "
-                            f"(values too large for the run's preprocessing?)"
-                            + (f"; {len(bad) - 1} more such images" if len(bad) > 1 else ""))
 
 
 def search(catalogue: Catalogue, query_ids: Sequence[Any], queries: np.ndarray, k: int,
@@ -155,53 +125,6 @@ def write_results(table: "Table", path: str | Path) -> Path:
     return path
 
 
-def query_montage(queries: Sequence[tuple[str, np.ndarray | None]],
-                  neighbours: Sequence[Sequence[tuple[Any, float]]],
-                  image_of: Callable[[Any], np.ndarray | None], path: str | Path,
-                  title: str) -> Path:
-    """Each query (its label and image, or None) followed by its neighbours, one block of rows
-    per query; at most ``MONTAGE_QUERIES`` queries and ``MONTAGE_NEIGHBOURS`` neighbours each
-    (the title says when some are left out)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    shown_q = list(zip(queries, neighbours))[:MONTAGE_QUERIES]
-    width = min(max((len(n) for _, n in shown_q), default=0), MONTAGE_NEIGHBOURS) + 1
-    cols = min(width, 5 if len(shown_q) == 1 else width)
-    blocks = [[(label, img, None)] + [(i, image_of(i), d) for i, d in nb[:MONTAGE_NEIGHBOURS]]
-              for (label, img), nb in shown_q]
-    rows_per = [-(-len(b) // cols) for b in blocks]
-    fig, axes = plt.subplots(sum(rows_per), cols, figsize=(2.0 * cols, 2.6 * sum(rows_per)),
-                             squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    r0 = 0
-    for block, nrows in zip(blocks, rows_per):
-        for j, (label, img, dist) in enumerate(block):
-            ax = axes[r0 + j // cols, j % cols]
-            if img is None:
-                ax.text(0.5, 0.5, "image not\navailable", ha="center", va="center", fontsize=8)
-            else:
-                ax.imshow(to_rgb(np.asarray(img)), origin="lower")
-            text = f"query {label}" if dist is None else f"{label}\nd = {dist:.3f}"
-            ax.set_title(text[:40], fontsize=7, color="darkred" if dist is None else "black")
-        r0 += nrows
-    left = []
-    if len(queries) > len(shown_q):
-        left.append(f"first {len(shown_q)} of {len(queries)} queries")
-    if any(len(n) > MONTAGE_NEIGHBOURS for n in neighbours):
-        left.append(f"first {MONTAGE_NEIGHBOURS} neighbours")
-    fig.suptitle(title + (f" ({'; '.join(left)}; all in the table)" if left else ""), fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def grouped(table: "Table") -> list[tuple[str, list[tuple[Any, float]]]]:
     """``[(query, [(id, distance), ...]), ...]`` from a results table, in query order."""
     out: list[tuple[str, list[tuple[Any, float]]]] = []
@@ -212,89 +135,27 @@ def grouped(table: "Table") -> list[tuple[str, list[tuple[Any, float]]]]:
     return out
 
 
-def galaxy_images(galaxies: Any) -> Callable[[Any], np.ndarray | None]:
-    """``id -> preprocessed image`` of a dataset's galaxies (None for an id not among them)."""
-    rows: dict[str, int] = {}
-    for i, v in enumerate(galaxies.ids):
-        rows.setdefault(str(plain(v)), i)
-
-    def image_of(objid: Any) -> np.ndarray | None:
-        row = rows.get(str(plain(objid)))
-        return None if row is None else np.asarray(galaxies.images[row])
-
-    return image_of
-
-
-@dataclass
-class SimilarResult:
-    """What :func:`similar` found and wrote."""
-
-    table: "Table"
-    montage: Path
-    results: Path
-    queries: int
-    #: ``{table: rows left out}`` for tables with NaN or inf representations
-    skipped: dict[str, int] = field(default_factory=dict)
+def neighbours(catalogue: Catalogue, objids: Sequence[Any], k: int,
+               exact_max: int = EXACT_MAX) -> list[list[tuple[Any, float]]]:
+    """The ``k`` nearest galaxies of ``catalogue`` to each of its galaxies ``objids`` (each
+    itself excluded), ``[(id, cosine distance), ...]`` nearest first; an id not in the
+    catalogue is a one-line error."""
+    names = [plain(i) for i in objids]
+    found = search(catalogue, names, catalogue.vectors_of(objids), k, exact_max=exact_max)
+    per = len(found) // len(names) if names else 0
+    ids, dist = [plain(i) for i in found["id"]], [float(d) for d in found["distance"]]
+    return [list(zip(ids[q * per:(q + 1) * per], dist[q * per:(q + 1) * per]))
+            for q in range(len(names))]
 
 
-def similar(run_dir: str | Path, ids: Sequence[Any] = (), images: Sequence[str | Path] = (),
-            table: str | Path | None = None, against: str | Path | None = None, k: int = 8,
-            out: str | Path | None = None, results: str | Path | None = None,
-            exact_max: int = EXACT_MAX) -> SimilarResult:
-    """``astroclr similar``: query a run's catalogue (or ``against`` another embedded one) by
-    galaxy ids of the run, by image files, or by the rows of an embeddings ``table``; write a
-    montage (default ``RUN/figures/similar_<query>.png``) and the neighbours table (default
-    beside it, ``.csv``)."""
-    from astroclr.output import check_output
-    from astroclr.session.rundir import open_run
+def nearest(ids: np.ndarray, representations: np.ndarray, objid: Any, k: int = 8,
+            where: str = "the embeddings") -> list[tuple[Any, float]]:
+    """The ``k`` galaxies closest to ``objid`` by cosine distance, nearest first, itself excluded.
 
-    given = [name for name, v in (("--id", ids), ("--image", images), ("--table", table)) if v]
-    if len(given) != 1:
-        raise AstroclrError("give one kind of query: --id ID, --image FILE or --table FILE "
-                            f"(got {', '.join(given) or 'none'})")
-    if results is not None and Path(results).suffix.lower() not in (".fits", ".fit", ".csv"):
-        raise AstroclrError(f"--results {results}: the suffix must be .fits or .csv")
-    run = open_run(run_dir)
-    catalogue = Catalogue.open(against if against is not None else run.rundir.embeddings)
-    skipped = {str(catalogue.path): catalogue.skipped}
-    query_images: list[np.ndarray | None]
-    if ids:
-        own = catalogue if against is None else Catalogue.open(run.rundir.embeddings)
-        names, vectors = [plain(i) for i in ids], own.vectors_of(ids)
-        query_images = [None] * len(names)
-        stem = str(names[0])
-    elif images:
-        from astroclr.session.trained import load
-
-        names, vectors, pixels = image_queries(load(run.dir), images)
-        query_images = list(pixels)
-        stem = Path(images[0]).name.split(".")[0]
-    else:
-        names, vectors, skipped[str(table)] = table_queries(table)
-        query_images = [None] * len(names)
-        stem = Path(str(table)).name.split(".")[0]
-    if len(names) > 1:
-        stem += f"_and_{len(names) - 1}_more"
-    if against is not None:
-        stem += f"_in_{Path(str(against)).name.split('.')[0]}"
-    found = search(catalogue, names, vectors, k, exclude_self=not images, exact_max=exact_max)
-    montage_path = Path(out) if out is not None else run.rundir.figure(f"similar_{stem}")
-    results_path = Path(results) if results is not None else montage_path.with_suffix(".csv")
-    # Before the dataset is loaded for the montage: a bad output costs seconds, not the load.
-    inputs = [*images, table, against, run.rundir.embeddings]
-    check_output(montage_path, "--out" if out is not None else "the montage", inputs=inputs,
-                 replaceable=True)
-    check_output(results_path, "--results" if results is not None else "the results table",
-                 inputs=inputs, replaceable=True)
-    write_results(found, results_path)
-    image_of = galaxy_images(run.galaxies())
-    for i, name in enumerate(names):
-        if query_images[i] is None and len(names) <= MONTAGE_QUERIES:
-            query_images[i] = image_of(name)
-    by_query = dict(grouped(found))
-    where = "" if against is None else f" in {Path(str(against)).name}"
-    query_montage([(str(n), img) for n, img in zip(names, query_images)],
-                  [by_query.get(str(n), []) for n in names], image_of, montage_path,
-                  f"Most similar galaxies{where} (cosine distance)")
-    return SimilarResult(found, montage_path, results_path, len(names),
-                         {k: v for k, v in skipped.items() if v})
+    Distances are between representations with the dataset's mean representation removed:
+    SimCLR representations share a large common component, so raw cosines all sit near 1 and
+    say little; centred, they measure how a galaxy differs from the typical one.
+    """
+    catalogue = Catalogue(np.asarray(ids), np.asarray(representations, np.float32), Path(where))
+    # exact whatever the size: one query scans even 1,000,000 rows in well under a second
+    return neighbours(catalogue, [objid], k, exact_max=len(catalogue))[0]

@@ -1,1 +1,2 @@
-"""One run: its directory, training → embedding → evaluation, resume, report and trained model."""
+"""One run from end to end: training → embedding → evaluation, resume, report, export, and the
+user-facing trained model (``astroclr.load``) with its conveniences."""

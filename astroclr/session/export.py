@@ -1,5 +1,5 @@
 """``astroclr export``: a run's trained encoder as a self-describing model package (see
-:mod:`astroclr.session.package` for its layout).
+:mod:`astroclr.runs.package` for its layout).
 
 The package is written beside ``out`` and renamed into place when complete, so a failed export
 leaves nothing half-written, and an existing folder is replaced only with ``overwrite`` and
@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from astroclr.files import write_json
 from astroclr.plugin.specs import AstroclrError
-from astroclr.session import package as pkg
-from astroclr.session.rundir import PackageDir, RunDir, open_run
+from astroclr.runs import package as pkg
+from astroclr.runs.rundir import PackageDir, RunDir, open_run
 
 if TYPE_CHECKING:
-    from astroclr.session.rundir import Run
+    from astroclr.runs.rundir import Run
     from astroclr.session.trained import TrainedModel
 
 DEFAULT_LICENCE = "BSD-3-Clause (as astroclr), unless the exporter states otherwise"

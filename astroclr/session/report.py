@@ -20,7 +20,7 @@ from astroclr.files import atomic_write, to_jsonable, write_json
 
 if TYPE_CHECKING:
     from astroclr.evaluate.context import EvalResult
-    from astroclr.session.rundir import RunDir
+    from astroclr.runs.rundir import RunDir
 
 
 #: summary keys shown first in the report, with their display names; others follow as given
@@ -34,7 +34,7 @@ _SUMMARY_KEYS = {
 
 
 def _rundir(run_dir: "str | Path | RunDir") -> "RunDir":
-    from astroclr.session.rundir import RunDir
+    from astroclr.runs.rundir import RunDir
 
     return run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import astroclr.config as cfgmod
 from astroclr.plugin.specs import AstroclrError
-from astroclr.session.rundir import RunDir, open_run
+from astroclr.runs.rundir import RunDir, open_run
 
 if TYPE_CHECKING:
     from astroclr.plugin.registry import Registry

@@ -1,6 +1,6 @@
 """One run: configuration → training → embeddings → evaluation → report. The Python API's heart.
 
-The run directory's layout and every write to it belong to :class:`astroclr.session.rundir.RunDir`.
+The run directory's layout and every write to it belong to :class:`astroclr.runs.rundir.RunDir`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import numpy as np
 
 import astroclr.config as cfgmod
 from astroclr.plugin.specs import AstroclrError
-from astroclr.session.build import build_backbone, build_training, load_dataset
-from astroclr.session.rundir import Run, RunDir, open_run
+from astroclr.runs.build import build_backbone, build_training, load_dataset
+from astroclr.runs.rundir import Run, RunDir, open_run
 
 if TYPE_CHECKING:
     from astroclr.data.galaxies import Galaxies
@@ -285,7 +285,7 @@ def evaluate_run(run_dir: str | Path, evaluators: Sequence[str] | None = None,
     """Re-run evaluators on an existing run's stored embeddings, without retraining."""
     from astroclr.data.augment import pipeline_from_config
     from astroclr.evaluate.context import check_targets
-    from astroclr.evaluate.similar import same_ids
+    from astroclr.evaluate.ids import same_ids
     from astroclr.plugin.registry import get_registry
 
     registry = get_registry()
@@ -318,7 +318,7 @@ def open_evaluation(run_dir: str | Path, sets: Sequence[str] = ()) -> "EvalConte
     """A finished run's evaluation context, read-only (nothing in the run is written): for
     measuring evaluators outside ``astroclr evaluate`` (benchmarks, notebooks)."""
     from astroclr.data.augment import pipeline_from_config
-    from astroclr.evaluate.similar import same_ids
+    from astroclr.evaluate.ids import same_ids
     from astroclr.plugin.registry import get_registry
 
     registry = get_registry()

@@ -6,7 +6,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import lightning as L
 import torch
@@ -37,7 +37,24 @@ from astroclr.train.schedule import (
 if TYPE_CHECKING:
     from astroclr.data.galaxies import Galaxies
     from astroclr.resolved import TrainOptions
-    from astroclr.session.rundir import RunDir
+
+
+class TrainingFiles(Protocol):
+    """Where training writes: the run directory's paths it needs, named by the run directory
+    (:class:`astroclr.runs.rundir.RunDir` is one), so that training never spells a file name
+    of the run's layout nor imports the layer that owns it."""
+
+    @property
+    def path(self) -> Path: ...  # Lightning's root folder; named in resume hints
+
+    @property
+    def logs(self) -> Path: ...
+
+    @property
+    def last_checkpoint(self) -> Path: ...
+
+    @property
+    def schedule(self) -> Path: ...
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -190,7 +207,7 @@ class GlobalBatchNormSync(LayerSync):
         return model  # GlobalBatchNorm is a plain BatchNorm outside distributed training
 
 
-def training_loggers(train: "TrainOptions", rundir: "RunDir") -> list[Any]:
+def training_loggers(train: "TrainOptions", rundir: TrainingFiles) -> list[Any]:
     """Lightning's CSV logger into ``logs/`` (always: the report's curves read it), and the one
     ``train.logger`` asks for besides (``logs/tensorboard``, or an MLflow store ``logs/mlruns``)."""
     from astroclr.train.devices import check_logger
@@ -209,7 +226,7 @@ def training_loggers(train: "TrainOptions", rundir: "RunDir") -> list[Any]:
     return loggers
 
 
-def build_trainer(train: "TrainOptions", rundir: "RunDir", progress: TrainingProgress
+def build_trainer(train: "TrainOptions", rundir: TrainingFiles, progress: TrainingProgress
                   ) -> L.Trainer:
     """A Lightning trainer for ``train``'s devices, checkpointing into ``rundir``; its loop
     limits are set once the schedule is planned (see :func:`apply_schedule`), and a time
@@ -247,14 +264,15 @@ def build_trainer(train: "TrainOptions", rundir: "RunDir", progress: TrainingPro
 
 
 def fit(model: SelfSupervisedModel, galaxies: "Galaxies", train: "TrainOptions", seed: int,
-        run_dir: "RunDir | Path", show_progress: bool = True, ckpt_path: str | None = None,
+        rundir: TrainingFiles, show_progress: bool = True, ckpt_path: str | None = None,
         *, clock: Clock = time.perf_counter) -> dict[str, Any]:
-    """Train ``model`` on ``galaxies``; returns a summary (steps, seconds, loss, images/s).
+    """Train ``model`` on ``galaxies``, checkpointing and logging into ``rundir``; returns a
+    summary (steps, seconds, loss, images/s).
 
     ``clock`` is what a time budget is measured with (a fake one makes the plan testable)."""
-    from astroclr.session.rundir import RunDir
-
-    rundir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    if not hasattr(rundir, "last_checkpoint"):  # a bare path: the layout's names are not ours
+        raise TypeError(f"fit writes into a run directory's TrainingFiles (astroclr.runs.rundir."
+                        f"RunDir), not {type(rundir).__name__} {rundir!r}")
     if train.threads:
         torch.set_num_threads(train.threads)
     quiet_lightning()
@@ -325,7 +343,7 @@ def fit(model: SelfSupervisedModel, galaxies: "Galaxies", train: "TrainOptions",
     }
 
 
-def _interrupted(rundir: "RunDir", signum: int, step: int | None) -> Interrupted:
+def _interrupted(rundir: TrainingFiles, signum: int, step: int | None) -> Interrupted:
     name = signal.Signals(signum).name
     saved = (f"checkpoint saved at step {step}" if step is not None
              else "the last periodic checkpoint is kept")

@@ -11,7 +11,7 @@ trust and use it elsewhere, checked against its manifest before anything in it i
                        as in the run directory (embeddings: the run's own galaxies; the
                        anomaly scorer that embed and predict measure a catalogue's shift by)
 
-A package opens wherever a run directory does (:func:`astroclr.session.rundir.open_run`), so
+A package opens wherever a run directory does (:func:`astroclr.runs.rundir.open_run`), so
 ``astroclr.load``, ``embed``, ``finetune`` and ``similar`` take either. This module does not
 import the run directory's module (which imports it).
 """

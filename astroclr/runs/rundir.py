@@ -34,9 +34,10 @@ from astroclr.files import (
     write_json,
 )
 from astroclr.plugin.specs import AstroclrError
-from astroclr.session.state import RunState
+from astroclr.runs.state import RunState
 
-__all__ = ["RunDir", "RunState", "Run", "open_run", "read_embeddings_table", "safe_name"]
+__all__ = ["RunDir", "RunState", "Run", "open_run", "embeddings_file", "read_embeddings_table",
+           "safe_name"]
 
 if TYPE_CHECKING:
     import torch
@@ -332,19 +333,19 @@ class Run:
         """The run's dataset, loaded again with the run's configuration."""
         from astroclr.config import resolve
         from astroclr.plugin.registry import get_registry
-        from astroclr.session.build import load_dataset
+        from astroclr.runs.build import load_dataset
 
         registry = get_registry()
         return load_dataset(registry, resolve(self.config, registry))
 
 
 class PackageDir(RunDir):
-    """A model package (``astroclr export``, :mod:`astroclr.session.package`) read as a run
+    """A model package (``astroclr export``, :mod:`astroclr.runs.package`) read as a run
     directory: usable only after its checksums are verified, and never written (figures a
     command would write into a run go to the working directory instead)."""
 
     def require(self) -> "PackageDir":
-        from astroclr.session.package import WEIGHTS, verify
+        from astroclr.runs.package import WEIGHTS, verify
 
         super().require()
         verify(self.path, (self.CONFIG, self.STATE, WEIGHTS))
@@ -352,7 +353,7 @@ class PackageDir(RunDir):
 
     @property
     def model(self) -> Path:
-        from astroclr.session.package import WEIGHTS
+        from astroclr.runs.package import WEIGHTS
 
         return self.path / WEIGHTS
 
@@ -370,7 +371,16 @@ class PackageDir(RunDir):
 def open_run(run_dir: str | Path) -> Run:
     """Open an existing run directory, or a model package read as one after its checksums
     are verified (a one-line error when it is neither)."""
-    from astroclr.session.package import is_package
+    from astroclr.runs.package import is_package
 
     rundir = (PackageDir if is_package(run_dir) else RunDir)(run_dir).require()
     return Run(rundir, rundir.read_config(), rundir.read_state())
+
+
+def embeddings_file(path: str | Path) -> Path:
+    """The embeddings table ``path`` names: a run directory's (or model package's)
+    ``embeddings.fits``, else ``path`` itself (a table of ``astroclr embed``). A missing path
+    without a suffix is taken for a run directory, so its error names the table it lacks."""
+    path = Path(path)
+    is_run = path.is_dir() or (not path.exists() and not path.suffix)
+    return RunDir(path).embeddings if is_run else path

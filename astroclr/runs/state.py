@@ -1,7 +1,7 @@
 """What a run directory holds about itself, typed: ``run.json``'s schema (:class:`RunState`)
 and the check of a preprocessing table read back (finite weights: :mod:`astroclr.train.weights`).
 
-:class:`~astroclr.session.rundir.RunDir` owns the reads and writes; this module owns what a
+:class:`~astroclr.runs.rundir.RunDir` owns the reads and writes; this module owns what a
 valid ``run.json`` is, so that every reader (embed, finetune, similar, evaluate, resume) gets
 a one-line error naming the field instead of a ``KeyError``.
 """
