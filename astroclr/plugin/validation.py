@@ -69,15 +69,17 @@ class Table(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            raise one_line(exc, type(self), self.where) from None
+            raise _Invalid(str(one_line(exc, type(self), self.where)), exc) from None
 
     @classmethod
-    def check(cls, given: Mapping[str, Any], where: str | None = None) -> "Table":
-        """``given`` validated over the declared defaults; ConfigError naming the key."""
+    def check(cls, given: Mapping[str, Any], where: str | None = None,
+              labels: Mapping[str, str] | None = None) -> Any:
+        """``given`` validated over the declared defaults; ConfigError naming the key as
+        ``where.key``, or as ``labels[key]`` (a command-line option, ``--mode``)."""
         try:
             return cls.model_validate(dict(given))
-        except ValidationError as exc:
-            raise one_line(exc, cls, where or cls.where) from None
+        except _Invalid as exc:  # raised by __init__, which model_validate goes through
+            raise one_line(exc.cause, cls, where or cls.where, labels) from None
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
@@ -88,6 +90,14 @@ class Table(BaseModel):
     def table(self) -> dict[str, Any]:
         """The values as written in the TOML table (lists, not tuples)."""
         return {name: _plain(getattr(self, name)) for name in type(self).model_fields}
+
+
+class _Invalid(ConfigError):
+    """The one-line error of a table, with pydantic's report kept for rewording."""
+
+    def __init__(self, line: str, cause: ValidationError) -> None:
+        super().__init__(line)
+        self.cause = cause
 
 
 def _plain(value: Any) -> Any:
@@ -123,7 +133,8 @@ def _lengths(field: Any) -> tuple[int | None, int | None]:
     return lo, hi
 
 
-def one_line(exc: ValidationError, model: type[BaseModel], where: str) -> ConfigError:
+def one_line(exc: ValidationError, model: type[BaseModel], where: str,
+             labels: Mapping[str, str] | None = None) -> ConfigError:
     """The first problem of ``exc`` as the project's one line: ``where.key: what is wrong``."""
     errors = exc.errors(include_url=False)
     extra = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden")
@@ -132,7 +143,7 @@ def one_line(exc: ValidationError, model: type[BaseModel], where: str) -> Config
         return ConfigError(f"{where}: unknown parameter {extra[0]!r}; known parameters: {known}")
     first = errors[0]
     key = str(first["loc"][0]) if first["loc"] else ""
-    label = f"{where}.{key}" if key else where
+    label = (labels or {}).get(key) or (f"{where}.{key}" if key else where)
     value, kind, ctx = first.get("input"), first["type"], first.get("ctx") or {}
     field = model.model_fields.get(key)
     return ConfigError(f"{label}: {_what(kind, value, ctx, field)}")
