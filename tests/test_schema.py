@@ -82,3 +82,19 @@ def test_each_builtin_evaluators_keyword_defaults_are_its_declared_defaults(regi
 def test_the_keys_a_resumed_run_keeps_are_declared_in_the_models():
     assert ("train", "batch_size") in C.KEPT_ON_RESUME and ("run", "seed") in C.KEPT_ON_RESUME
     assert ("train", "lr") not in C.KEPT_ON_RESUME  # a resumed run may change its schedule
+
+
+def test_a_datasets_preprocessing_parameters_are_the_preprocessing_models_fields(registry):
+    from astroclr.plugin.preprocessing import PreprocessingOptions
+
+    inherited = {p.name: p for p in registry.get("dataset", "sdss").all_params}
+    for name, field in PreprocessingOptions.model_fields.items():
+        assert inherited[name].help == field.description
+    assert inherited["bin"].high == 16
+
+
+def test_preprocessing_out_of_range_is_one_line_naming_the_field():
+    from astroclr.api import Preprocessing
+
+    with pytest.raises(ConfigError, match=r"^preprocessing.bin: 0 is below the minimum 1$"):
+        Preprocessing(bin=0)

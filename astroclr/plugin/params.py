@@ -67,27 +67,25 @@ def model_params(model: Any, defaults: Mapping[str, Any] | None = None) -> tuple
     return tuple(out)
 
 
-#: the defaults of :class:`astroclr.api.Preprocessing`, which a dataset's ``preprocessing``
-#: overrides key by key
-PREPROCESSING_DEFAULTS: dict[str, Any] = {"bin": 2, "stretch": "linear", "softening": 1.0,
-                                          "normalize": "minmax"}
+def __getattr__(name: str) -> Any:
+    # PREPROCESSING_DEFAULTS is read off the Preprocessing model (numpy and pydantic), so only
+    # on first use: listing plugins imports this module.
+    if name == "PREPROCESSING_DEFAULTS":
+        from astroclr.plugin.preprocessing import PreprocessingOptions
+
+        return PreprocessingOptions.defaults()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def preprocessing_params(defaults: Any) -> tuple[Param, ...]:
-    """The preprocessing parameters every dataset with a ``preprocessing`` default inherits,
-    declared once here with that dataset's defaults (a mapping or a Preprocessing, so a
-    plugin's hook module need not import numpy)."""
+    """The preprocessing parameters every dataset with a ``preprocessing`` default inherits:
+    the fields of :class:`astroclr.api.Preprocessing` with that dataset's defaults (a mapping
+    or a Preprocessing, so a plugin's hook module need not import numpy)."""
+    from astroclr.plugin.preprocessing import PreprocessingOptions as Preprocessing
+
     given = defaults.to_dict() if hasattr(defaults, "to_dict") else dict(defaults)
-    unknown = sorted(set(given) - set(PREPROCESSING_DEFAULTS))
+    unknown = sorted(set(given) - set(Preprocessing.model_fields))
     if unknown:
         raise PluginError(f"preprocessing: unknown key {unknown[0]!r}; keys: "
-                          f"{', '.join(PREPROCESSING_DEFAULTS)}")
-    d = {**PREPROCESSING_DEFAULTS, **given}
-    return (
-        Param("bin", int, d["bin"], "k x k flux-conserving binning", low=1, high=16),
-        Param("stretch", str, d["stretch"], "linear, or asinh(x / softening) for flux data",
-              choices=("linear", "asinh")),
-        Param("softening", float, d["softening"], "asinh softening, image units", low=1e-12),
-        Param("normalize", str, d["normalize"], "per-image [0, 1] over all bands (minmax), or "
-              "none", choices=("minmax", "none")),
-    )
+                          f"{', '.join(Preprocessing.model_fields)}")
+    return model_params(Preprocessing, given)
