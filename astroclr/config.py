@@ -21,8 +21,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from astroclr.plugin.specs import ConfigError, Param, validate_params
-from astroclr.resolved import Config
+from astroclr.plugin.params import model_params
+from astroclr.plugin.specs import ConfigError, validate_params
+from astroclr.resolved import KEEP, Config, RunOptions, TrainOptions, parse_duration
+
+__all__ = ["RUN_PARAMS", "TRAIN_PARAMS", "DEFAULT_AUGMENT", "SHORTCUTS", "KEPT_ON_RESUME",
+           "defaults", "presets", "read_preset", "read_toml", "merge", "parse_set", "resolve",
+           "assemble_config", "parse_duration", "to_toml"]
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -32,54 +37,10 @@ else:  # pragma: no cover
 if TYPE_CHECKING:
     from astroclr.plugin.registry import Registry
 
-RUN_PARAMS = (
-    Param("dataset", str, "sdss", "dataset plugin"),
-    Param("backbone", str, "resnet18", "backbone plugin"),
-    Param("seed", int, 0, "seed for weights, data order, augmentations and splits", low=0),
-    Param("evaluators", list, ["probe", "pca", "untrained", "colours", "knn", "umap", "similar",
-                               "retrieval", "anomaly", "label_efficiency"],
-          "evaluator plugins to run after training, in order", item_type=str),
-    Param("label_column", str, "label", "catalogue column with integer labels (-1 unlabelled)"),
-    # Five splits: with three, the spread at N = 100 let a lucky draw of splits rank the
-    # baselines differently from ten splits (docs/quality.md).
-    Param("eval_seeds", list, [0, 1, 2, 3, 4], "one labelled train/test split per seed",
-          item_type=int, low=0),
-    Param("train_sizes", list, [100, 300, 1000, 3000, 10000],
-          "numbers of labelled galaxies for the label-efficiency curve", item_type=int, low=1),
-    Param("test_fraction", float, 0.25, "fraction of labelled galaxies held out for testing",
-          low=0.01, high=0.99),
-)
-
-TRAIN_PARAMS = (
-    Param("method", str, "simclr", "self-supervised method plugin: simclr, moco, byol, vicreg, "
-          "barlowtwins, dino, ... (astroclr plugins); its parameters go in [method]"),
-    Param("epochs", int, 8, "passes over the dataset (see also time_budget)", low=1),
-    Param("max_steps", int, -1, "stop after this many optimiser steps (-1: no limit)", low=-1),
-    Param("time_budget", str, "6m", "wall-clock budget for training, e.g. '8m', '1h', '90s'; "
-          "the schedule is fitted to it (empty: train for `epochs`)"),
-    Param("batch_size", int, 256, "images per batch (each gives two views)", low=2),
-    Param("lr", float, 2e-3, "peak learning rate (AdamW)", low=0.0),
-    Param("weight_decay", float, 1e-4, "AdamW weight decay", low=0.0),
-    Param("warmup_fraction", float, 0.05, "fraction of steps with linear warm-up", low=0.0,
-          high=0.5),
-    Param("representation_dim", int, 64, "size of the representation", low=1),
-    Param("projection_hidden_dim", int, 512, "hidden width of the method's projection head "
-          "(and predictor)", low=1),
-    Param("projection_dim", int, 128, "output size of the method's projection head", low=1),
-    Param("accelerator", str, "auto", "Lightning accelerator: auto, cpu, gpu, cuda, mps"),
-    Param("devices", str, "1", "Lightning devices: a count, a list such as '0,1', or 'auto'"),
-    Param("num_nodes", int, 1, "number of nodes for distributed training", low=1),
-    Param("strategy", str, "auto", "Lightning strategy: auto, ddp, ddp_spawn, fsdp, ..."),
-    Param("precision", str, "auto", "auto (bf16-mixed on CUDA, 32-true on CPU) or a Lightning "
-          "precision"),
-    Param("checkpoint_every_n_steps", int, 200, "also checkpoint every N steps (0: epochs only)",
-          low=0),
-    Param("threads", int, 0, "CPU threads for torch (0: leave torch's default)", low=0),
-    Param("embed_batch_size", int, 512, "images per batch when embedding", low=1),
-    Param("logger", str, "csv", "also log training to tensorboard or mlflow (extras: pip install "
-          "'astroclr[tensorboard]'); logs/metrics.csv is always written",
-          choices=("csv", "tensorboard", "mlflow")),
-)
+#: the core tables' keys as Param records (for the docs and code written against them),
+#: derived from the pydantic models in astroclr.resolved, where each key is declared
+RUN_PARAMS = model_params(RunOptions)
+TRAIN_PARAMS = model_params(TrainOptions)
 
 # Order follows the physics: framing and orientation, then seeing, then the band gains, then
 # noise on the final image (so gains do not rescale it), then masking.
@@ -91,8 +52,8 @@ _TABLES = ("run", "train", "dataset", "backbone", "method", "augment", "evaluate
 def defaults() -> dict[str, Any]:
     """The default configuration (core tables only; plugin defaults are filled by ``resolve``)."""
     return {
-        "run": {p.name: copy.deepcopy(p.default) for p in RUN_PARAMS},
-        "train": {p.name: copy.deepcopy(p.default) for p in TRAIN_PARAMS},
+        "run": RunOptions.defaults(),
+        "train": TrainOptions.defaults(),
         "dataset": {},
         "backbone": {},
         "method": {},
@@ -183,23 +144,17 @@ def resolve(raw: Mapping[str, Any] | Config, registry: "Registry") -> Config:
     cfg = merge(defaults(), raw)
     train = dict(cfg["train"])
     legacy_temperature = train.pop("temperature", None)
-    out: dict[str, Any] = {
-        "run": validate_params(RUN_PARAMS, cfg["run"], "run"),
-        "train": validate_params(TRAIN_PARAMS, train, "train"),
-    }
-    budget = parse_duration(out["train"]["time_budget"])
-    dataset = registry.get("dataset", out["run"]["dataset"])
+    run, train = RunOptions.check(cfg["run"]), TrainOptions.check(train)
+    out: dict[str, Any] = {"run": run, "train": train}
+    dataset = registry.get("dataset", run.dataset)
     out["dataset"] = validate_params(dataset.all_params, cfg["dataset"], "dataset")
-    backbone = registry.get("backbone", out["run"]["backbone"])
+    backbone = registry.get("backbone", run.backbone)
     out["backbone"] = validate_params(backbone.params, cfg["backbone"], "backbone")
-    out["method"] = _resolve_method(registry, out["train"]["method"], cfg["method"],
-                                    legacy_temperature)
+    out["method"] = _resolve_method(registry, train.method, cfg["method"], legacy_temperature)
     names, aug_params = resolve_augment_config(registry, _with_suggestions(cfg["augment"], dataset))
     out["augment"] = {"pipeline": names, **aug_params}
-    out["evaluate"] = resolve_evaluator_params(registry, out["run"]["evaluators"], cfg["evaluate"])
-    if not out["run"]["eval_seeds"]:
-        raise ConfigError("run.eval_seeds: give at least one seed")
-    return Config.from_tables(out, budget)
+    out["evaluate"] = resolve_evaluator_params(registry, list(run.evaluators), cfg["evaluate"])
+    return Config.from_tables(out)
 
 
 def _with_suggestions(augment: Mapping[str, Any], dataset: Any) -> dict[str, Any]:
@@ -233,7 +188,11 @@ def _resolve_method(registry: "Registry", name: str, given: Mapping[str, Any],
 
 
 #: keyword arguments of run() that set a core option, e.g. run(epochs=2, batch_size=64)
-SHORTCUTS = {p.name: "run" for p in RUN_PARAMS} | {p.name: "train" for p in TRAIN_PARAMS}
+SHORTCUTS = {k: "run" for k in RunOptions.model_fields} | {k: "train" for k in TrainOptions.model_fields}
+
+#: (table, key) of the core keys a resumed run must keep (declared ``KEEP`` in the models)
+KEPT_ON_RESUME = tuple((model.where, name) for model in (RunOptions, TrainOptions)
+                       for name, f in model.model_fields.items() if f.json_schema_extra == KEEP)
 
 
 def assemble_config(config: str | Path | Mapping[str, Any] | None = None,
@@ -262,24 +221,6 @@ def assemble_config(config: str | Path | Mapping[str, Any] | None = None,
             raise ConfigError(f"unknown option {key!r}; options: {', '.join(sorted(SHORTCUTS))}")
         raw = merge(raw, {SHORTCUTS[key]: {key: value}})
     return raw
-
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr)?\s*$")
-
-
-def parse_duration(text: str) -> float | None:
-    """'10m' → 600.0 seconds; '' → None. Units: s, m, h (default s)."""
-    if not text:
-        return None
-    match = _DURATION.match(str(text))
-    if not match:
-        raise ConfigError(f"train.time_budget: {text!r} is not a duration such as '90s', '10m', '1h'")
-    value = float(match.group(1))
-    unit = (match.group(2) or "s")[0]
-    seconds = value * {"s": 1, "m": 60, "h": 3600}[unit]
-    if seconds <= 0:
-        raise ConfigError(f"train.time_budget: {text!r} must be positive")
-    return seconds
 
 
 def to_toml(config: Mapping[str, Any] | Config) -> str:

@@ -1,4 +1,9 @@
-"""The resolved configuration: frozen, typed, with derived facts worked out once.
+"""The configuration's core tables, declared once, and the resolved configuration.
+
+``[run]`` and ``[train]`` are pydantic models (:class:`RunOptions`, :class:`TrainOptions`): each
+key's type, default, range and help text is written here and nowhere else. Validation,
+``astroclr config``'s defaults, the docs' reference tables, ``run(epochs=...)``'s keyword
+shortcuts and the keys a resumed run must keep all read these declarations.
 
 :func:`astroclr.config.resolve` validates the merged tables and returns a :class:`Config`. The
 core reads typed attributes (``cfg.train.batch_size``, ``cfg.train.budget_seconds``,
@@ -11,51 +16,119 @@ from __future__ import annotations
 
 import copy
 import os
-from dataclasses import asdict, dataclass, field, fields
+import re
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Mapping
+from typing import Annotated, Any, Literal, Mapping
+
+from pydantic import Field, field_validator
+
+from astroclr.plugin.errors import ConfigError
+from astroclr.plugin.validation import Float, Int, Table
+
+#: ``Field(json_schema_extra=KEEP)``: a key a resumed run must keep (changing it would make
+#: the checkpoint meaningless for the run)
+KEEP = {"keep_on_resume": True}
+
+DEFAULT_EVALUATORS = ("probe", "pca", "untrained", "colours", "knn", "umap", "similar",
+                      "retrieval", "anomaly", "label_efficiency")
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    """The ``[run]`` table."""
-
-    dataset: str
-    backbone: str
-    seed: int
-    evaluators: tuple[str, ...]
-    label_column: str
-    eval_seeds: tuple[int, ...]
-    train_sizes: tuple[int, ...]
-    test_fraction: float
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr)?\s*$")
 
 
-@dataclass(frozen=True)
-class TrainOptions:
+def parse_duration(text: str) -> float | None:
+    """'10m' → 600.0 seconds; '' → None. Units: s, m, h (default s)."""
+    if not text:
+        return None
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ConfigError(f"train.time_budget: {text!r} is not a duration such as '90s', '10m', '1h'")
+    value = float(match.group(1))
+    unit = (match.group(2) or "s")[0]
+    seconds = value * {"s": 1, "m": 60, "h": 3600}[unit]
+    if seconds <= 0:
+        raise ConfigError(f"train.time_budget: {text!r} must be positive")
+    return seconds
+
+
+class RunOptions(Table):
+    """The ``[run]`` table: what to run, the seed, and how the evaluation is set up."""
+
+    where = "run"
+
+    dataset: str = Field("sdss", description="dataset plugin", json_schema_extra=KEEP)
+    backbone: str = Field("resnet18", description="backbone plugin", json_schema_extra=KEEP)
+    seed: Int = Field(0, ge=0, description="seed for weights, data order, augmentations and "
+                      "splits", json_schema_extra=KEEP)
+    evaluators: tuple[str, ...] = Field(DEFAULT_EVALUATORS, description="evaluator plugins to "
+                                        "run after training, in order")
+    label_column: str = Field("label", description="catalogue column with integer labels (-1 "
+                              "unlabelled)")
+    # Five splits: with three, the spread at N = 100 let a lucky draw of splits rank the
+    # baselines differently from ten splits (docs/quality.md).
+    eval_seeds: tuple[Annotated[Int, Field(ge=0)], ...] = Field(
+        (0, 1, 2, 3, 4), min_length=1, description="one labelled train/test split per seed")
+    train_sizes: tuple[Annotated[Int, Field(ge=1)], ...] = Field(
+        (100, 300, 1000, 3000, 10000),
+        description="numbers of labelled galaxies for the label-efficiency curve")
+    test_fraction: Float = Field(0.25, ge=0.01, le=0.99, description="fraction of labelled "
+                                 "galaxies held out for testing")
+
+
+class TrainOptions(Table):
     """The ``[train]`` table, and what follows from it on this machine."""
 
-    method: str
-    epochs: int
-    max_steps: int
-    time_budget: str
-    batch_size: int
-    lr: float
-    weight_decay: float
-    warmup_fraction: float
-    representation_dim: int
-    projection_hidden_dim: int
-    projection_dim: int
-    accelerator: str
-    devices: str
-    num_nodes: int
-    strategy: str
-    precision: str
-    checkpoint_every_n_steps: int
-    threads: int
-    embed_batch_size: int
-    logger: str = "csv"
-    #: derived: the time budget in seconds (None: train for ``epochs``)
-    budget_seconds: float | None = field(default=None, compare=False)
+    where = "train"
+
+    method: str = Field("simclr", description="self-supervised method plugin: simclr, moco, "
+                        "byol, vicreg, barlowtwins, dino, ... (astroclr plugins); its parameters "
+                        "go in [method]", json_schema_extra=KEEP)
+    epochs: Int = Field(8, ge=1, description="passes over the dataset (see also time_budget)")
+    max_steps: Int = Field(-1, ge=-1, description="stop after this many optimiser steps (-1: "
+                           "no limit)")
+    time_budget: str = Field("6m", description="wall-clock budget for training, e.g. '8m', "
+                             "'1h', '90s'; the schedule is fitted to it (empty: train for "
+                             "`epochs`)")
+    batch_size: Int = Field(256, ge=2, description="images per batch (each gives two views)",
+                            json_schema_extra=KEEP)
+    lr: Float = Field(2e-3, ge=0.0, description="peak learning rate (AdamW)")
+    weight_decay: Float = Field(1e-4, ge=0.0, description="AdamW weight decay")
+    warmup_fraction: Float = Field(0.05, ge=0.0, le=0.5, description="fraction of steps with "
+                                   "linear warm-up")
+    representation_dim: Int = Field(64, ge=1, description="size of the representation",
+                                    json_schema_extra=KEEP)
+    projection_hidden_dim: Int = Field(512, ge=1, description="hidden width of the method's "
+                                       "projection head (and predictor)", json_schema_extra=KEEP)
+    projection_dim: Int = Field(128, ge=1, description="output size of the method's "
+                                "projection head", json_schema_extra=KEEP)
+    accelerator: str = Field("auto", description="Lightning accelerator: auto, cpu, gpu, cuda, "
+                             "mps")
+    devices: str = Field("1", description="Lightning devices: a count, a list such as '0,1', "
+                         "or 'auto'")
+    num_nodes: Int = Field(1, ge=1, description="number of nodes for distributed training")
+    strategy: str = Field("auto", description="Lightning strategy: auto, ddp, ddp_spawn, fsdp, "
+                          "...")
+    precision: str = Field("auto", description="auto (bf16-mixed on CUDA, 32-true on CPU) or a "
+                           "Lightning precision")
+    checkpoint_every_n_steps: Int = Field(200, ge=0, description="also checkpoint every N steps "
+                                          "(0: epochs only)")
+    threads: Int = Field(0, ge=0, description="CPU threads for torch (0: leave torch's default)")
+    embed_batch_size: Int = Field(512, ge=1, description="images per batch when embedding")
+    logger: Literal["csv", "tensorboard", "mlflow"] = Field(
+        "csv", description="also log training to tensorboard or mlflow (extras: pip install "
+        "'astroclr[tensorboard]'); logs/metrics.csv is always written")
+
+    @field_validator("time_budget")
+    @classmethod
+    def _a_duration(cls, text: str) -> str:
+        parse_duration(text)  # raises the one-line ConfigError naming train.time_budget
+        return text
+
+    @cached_property
+    def budget_seconds(self) -> float | None:
+        """The time budget in seconds (None: train for ``epochs``)."""
+        return parse_duration(self.time_budget)
 
     @property
     def distributed(self) -> bool:
@@ -90,8 +163,6 @@ class TrainOptions:
     @cached_property
     def device_spec(self) -> Any:
         """``devices`` as Lightning takes it: a count, a list of indices, or "auto"."""
-        from astroclr.plugin.specs import ConfigError
-
         text = str(self.devices).strip()
         if text == "auto":
             return "auto"
@@ -110,10 +181,6 @@ class TrainOptions:
                                   f"only {cores} cores")
         return value
 
-    def table(self) -> dict[str, Any]:
-        """The options as written in ``[train]`` (derived facts left out)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "budget_seconds"}
-
 
 @dataclass(frozen=True)
 class Config:
@@ -128,12 +195,11 @@ class Config:
     evaluate: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_tables(cls, tables: Mapping[str, Any], budget_seconds: float | None) -> "Config":
-        run = dict(tables["run"])
-        for key in ("evaluators", "eval_seeds", "train_sizes"):
-            run[key] = tuple(run[key])
-        return cls(run=RunOptions(**run),
-                   train=TrainOptions(**tables["train"], budget_seconds=budget_seconds),
+    def from_tables(cls, tables: Mapping[str, Any]) -> "Config":
+        """The configuration of validated tables (``[run]`` and ``[train]`` as dicts or models)."""
+        run, train = tables["run"], tables["train"]
+        return cls(run=run if isinstance(run, RunOptions) else RunOptions.check(run),
+                   train=train if isinstance(train, TrainOptions) else TrainOptions.check(train),
                    dataset=_frozen(tables["dataset"]), backbone=_frozen(tables["backbone"]),
                    method=_frozen(tables.get("method", {})), augment=_frozen(tables["augment"]),
                    evaluate=_frozen(tables["evaluate"]))
@@ -149,10 +215,7 @@ class Config:
 
     def tables(self) -> dict[str, Any]:
         """The plain nested tables (as in ``config.toml``), a private copy."""
-        run = asdict(self.run)
-        for key in ("evaluators", "eval_seeds", "train_sizes"):
-            run[key] = list(run[key])
-        return {"run": run, "train": self.train.table(), "dataset": _thaw(self.dataset),
+        return {"run": self.run.table(), "train": self.train.table(), "dataset": _thaw(self.dataset),
                 "backbone": _thaw(self.backbone), "method": _thaw(self.method),
                 "augment": _thaw(self.augment),
                 "evaluate": _thaw(self.evaluate)}

@@ -13,7 +13,7 @@ OUT = ("-o", "{root}/ft_out")
 CASES = [
     # recipe ranges, before any work
     *[Case(f"recipe.{key}={value}", ("finetune", "{run}", *OUT, "--set", f"recipe.{key}={value}",
-                                     "-q"), 2, (f"recipe {key}",))
+                                     "-q"), 2, (f"recipe.{key}",))
       for key, value in (("lr", "nan"), ("layer_decay", "-0.5"), ("weight_decay", "-0.0001"))],
     # command-line ranges: one line, not Typer's box
     Case("--seed -1", ("finetune", "{run}", *OUT, "--seed", "-1", "-q"), 2, ("--seed",)),

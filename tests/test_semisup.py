@@ -106,7 +106,7 @@ def test_unlabelled_rows_leave_out_labelled_and_excluded():
 @pytest.mark.parametrize("field, value", [("init", "imagenet"), ("unlabelled", "mixmatch"),
                                           ("threshold", 0.0), ("unlabelled_batch", 0)])
 def test_recipe_refuses_unknown_semi_supervised_settings(field, value):
-    with pytest.raises(AstroclrError, match=field if field != "init" else "--init"):
+    with pytest.raises(AstroclrError, match=f"recipe.{field}"):
         Recipe(**{field: value})
 
 

@@ -253,7 +253,9 @@ def finetune_run(run_dir: str | Path, out: str | Path, dataset: str | None = Non
     from astroclr.runs.rundir import open_run
 
     sets, recipe_sets = split_recipe_sets(sets)
-    spec = Recipe(mode=mode, **{**recipe, **recipe_sets})
+    # mode and the keyword settings are finetune's command-line options: errors name them so
+    spec = Recipe.check({"mode": mode, **recipe, **recipe_sets},
+                        labels={k: f"--{k}" for k in ("mode", *recipe) if k not in recipe_sets})
     out = Path(out)
     _check_classifier_out(out, overwrite)
     existing = open_run(run_dir)
@@ -356,28 +358,23 @@ def _refuse_train_sets(sets: Sequence[str]) -> None:
 
 def split_recipe_sets(sets: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
     """``--set recipe.KEY=VALUE`` assignments (fields of the fine-tuning recipe) apart from
-    the dataset's and inference's; an unknown recipe key is a one-line error."""
+    the dataset's and inference's, checked against the recipe's declaration (an unknown key or
+    a bad value is a one-line error naming ``recipe.KEY``)."""
     from astroclr.classify.recipe import Recipe
 
     rest, recipe = [], {}
-    fields = set(Recipe.__dataclass_fields__) - {"mode"}
     for assignment in sets:
         part = cfgmod.parse_set(assignment)
         if set(part) != {"recipe"}:
             rest.append(assignment)
             continue
         for key, value in part["recipe"].items():
-            if key not in fields or isinstance(value, dict):
-                raise AstroclrError(f"--set {assignment!r}: unknown recipe key; keys: "
-                                    f"{', '.join(sorted(fields))}")
-            expected = type(Recipe.__dataclass_fields__[key].default)
-            if expected is float and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-                raise AstroclrError(f"--set {assignment!r}: recipe.{key} must be "
-                                    f"{expected.__name__}, got {value!r}")
+            if key == "mode" or key not in Recipe.model_fields or isinstance(value, dict):
+                keys = ", ".join(sorted(set(Recipe.model_fields) - {"mode"}))
+                raise AstroclrError(f"--set {assignment!r}: unknown recipe key; keys: {keys}")
             recipe[key] = value
-    return rest, recipe
+    checked = Recipe.check(recipe)
+    return rest, {key: getattr(checked, key) for key in recipe}
 
 
 def _check_classifier_out(out: Path, overwrite: bool) -> None:

@@ -33,7 +33,6 @@ Training runs in Lightning (one device); the steps follow the ``cnn`` evaluator'
 from __future__ import annotations
 
 import copy
-import dataclasses
 import time
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -262,7 +261,7 @@ def train_classifier(net: nn.Module, images: np.ndarray, train_rows: np.ndarray,
                 teacher = copy.deepcopy(net)
                 log["teacher"] = train_classifier(
                     teacher, images, train_rows, y_train, val_rows, y_val, n_classes,
-                    dataclasses.replace(recipe, unlabelled="none"), augment=augment,
+                    recipe.model_copy(update={"unlabelled": "none"}), augment=augment,
                     seed=seed, device=device, n_labels=n_labels)
             term = UnlabelledTerm(recipe, UnlabelledStream(images, unlabelled_rows,
                                                            recipe.unlabelled_batch, seed),

@@ -6,16 +6,15 @@ repeats exactly what training saw.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
-from astroclr.plugin.specs import PREPROCESSING_DEFAULTS, AstroclrError
+from astroclr.plugin.preprocessing import PreprocessingOptions
+from astroclr.plugin.specs import AstroclrError
 
 
-@dataclass(frozen=True)
-class Preprocessing:
+class Preprocessing(PreprocessingOptions):
     """How raw (N, C, H, W) cutouts become model inputs.
 
     - ``bin``: sum k×k pixel blocks (flux-conserving), as the reference work's 2×2 binning;
@@ -24,24 +23,8 @@ class Preprocessing:
       the ratio between bands, survives), ``"none"`` leaves values alone.
 
     Non-finite pixels are replaced by the image's lowest finite value before anything else.
+    The fields are declared once, in :class:`~astroclr.plugin.preprocessing.PreprocessingOptions`.
     """
-
-    bin: int = PREPROCESSING_DEFAULTS["bin"]
-    stretch: str = PREPROCESSING_DEFAULTS["stretch"]
-    softening: float = PREPROCESSING_DEFAULTS["softening"]
-    normalize: str = PREPROCESSING_DEFAULTS["normalize"]
-
-    def __post_init__(self) -> None:
-        if self.bin < 1:
-            raise AstroclrError(f"preprocessing.bin must be >= 1, got {self.bin}")
-        if self.stretch not in ("linear", "asinh"):
-            raise AstroclrError(f"preprocessing.stretch must be linear or asinh, got {self.stretch!r}")
-        if self.normalize not in ("minmax", "none"):
-            raise AstroclrError(
-                f"preprocessing.normalize must be minmax or none, got {self.normalize!r}"
-            )
-        if self.softening <= 0:
-            raise AstroclrError(f"preprocessing.softening must be > 0, got {self.softening}")
 
     def output_size(self, raw_size: int) -> int:
         """Side length after binning of a raw cutout of ``raw_size`` pixels."""
@@ -61,7 +44,7 @@ class Preprocessing:
         return x.astype(np.float32, copy=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self.table()
 
     def for_model(self, images: Any, bands: Sequence[str], image_size: int, command: str,
                   model: str) -> np.ndarray:

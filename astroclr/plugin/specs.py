@@ -14,17 +14,20 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from astroclr.plugin.errors import AstroclrError, ConfigError, PluginError
-from astroclr.plugin.params import (
-    PREPROCESSING_DEFAULTS,
-    Param,
-    preprocessing_params,
-    validate_params,
-)
+from astroclr.plugin.params import Param, preprocessing_params, validate_params
 
 __all__ = ["AstroclrError", "ConfigError", "PluginError", "Param", "validate_params",
-           "PREPROCESSING_DEFAULTS", "preprocessing_params", "Ref", "DatasetSpec",
+           "PREPROCESSING_DEFAULTS", "preprocessing_params", "Ref", "DatasetSpec",  # noqa: F822
            "AugmentationSpec", "BackboneSpec", "MethodSpec", "ViewSpec", "EvaluatorSpec",
            "CommandSpec", "ModelSpec", "RESULT_KINDS", "TARGET_KINDS", "SPEC_TYPES", "KINDS", "Provided"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PREPROCESSING_DEFAULTS":  # derived from the Preprocessing model, on first use
+        from astroclr.plugin import params
+
+        return params.PREPROCESSING_DEFAULTS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Ref:

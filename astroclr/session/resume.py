@@ -12,13 +12,6 @@ if TYPE_CHECKING:
     from astroclr.plugin.registry import Registry
     from astroclr.resolved import Config
 
-# Changing these would make the checkpoint meaningless for the run.
-_MUST_MATCH = (("run", "dataset"), ("run", "backbone"), ("run", "seed"), ("train", "method"),
-               ("train", "batch_size"),
-               ("train", "representation_dim"), ("train", "projection_hidden_dim"),
-               ("train", "projection_dim"))
-
-
 def prepare_resume(rundir: RunDir, config: Any, sets: Sequence[str], overrides: Mapping[str, Any],
                    registry: "Registry") -> tuple[RunDir, "Config", str | None]:
     """Validate that ``rundir`` can be resumed with the given options.
@@ -31,7 +24,7 @@ def prepare_resume(rundir: RunDir, config: Any, sets: Sequence[str], overrides: 
     asked = cfgmod.assemble_config(config, sets, **overrides) if (config or sets or overrides) else {}
     merged = cfgmod.merge(stored, asked)
     defaults = cfgmod.defaults()  # a run made before a key existed had its default
-    for table, key in _MUST_MATCH:
+    for table, key in cfgmod.KEPT_ON_RESUME:  # declared in astroclr.resolved
         before = stored.get(table, {}).get(key, defaults[table].get(key))
         after = merged.get(table, {}).get(key, defaults[table].get(key))
         if before != after:

@@ -20,14 +20,16 @@ from astroclr.api import (
     feature_models,
 )
 from astroclr_evaluators.common import markdown_section
+from astroclr_evaluators.declared import HIDDEN, LINEAR_MODELS, MAX_ITER
 
 if TYPE_CHECKING:
     from astroclr.api import EvalContext, EvalResult
 
 
 def evaluate(context: "EvalContext", aperture: float = 0.25,
-             models: Sequence[str] = ("linear",), hidden: Sequence[int] = (256,),
-             max_iter: int = 200) -> "EvalResult":
+             models: Sequence[str] = tuple(LINEAR_MODELS.default),
+             hidden: Sequence[int] = tuple(HIDDEN.default),
+             max_iter: int = MAX_ITER.default) -> "EvalResult":
     from astroclr.api import EvalResult
 
     checked_labels(context, "colours")

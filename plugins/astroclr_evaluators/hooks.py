@@ -11,40 +11,27 @@ from typing import Iterator
 
 from astroclr.api import (
     ANOMALY_COMPONENTS,
-    AUGMENTS,
     DEFAULT_ANOMALY_COMPONENTS,
-    INITS,
-    UNLABELLED,
     EvaluatorSpec,
     Param,
     Recipe,
     hookimpl,
 )
+from astroclr_evaluators.declared import HIDDEN as _HIDDEN
+from astroclr_evaluators.declared import LINEAR_MODELS as _LINEAR_MODELS
+from astroclr_evaluators.declared import MAX_ITER as _MAX_ITER
+from astroclr_evaluators.declared import MODELS as _MODELS
 
-_MODELS = Param("models", list, ["linear", "mlp"], "probe models: linear (logistic) and/or mlp",
-                item_type=str, choices=("linear", "mlp"))
-# Baselines default to the linear probe alone, the SimCLR row's headline probe.
-_LINEAR_MODELS = Param("models", list, ["linear"], "probe models: linear and/or mlp",
-                       item_type=str, choices=("linear", "mlp"))
-_HIDDEN = Param("hidden", list, [256], "hidden layer widths of the MLP probe", item_type=int,
-                low=1)
-_MAX_ITER = Param("max_iter", int, 200, "maximum epochs of the MLP probe", low=1)
 #: classifier evaluators: integer labels in run.label_column, on the label-efficiency curve
 _CLASSIFIER = {"provides": "classifier", "target": "class"}
-# cnn and finetune share the recipe's defaults (one owner: Recipe) so that, by default, the
+# cnn and finetune declare the recipe's own fields (one owner: Recipe) so that, by default, the
 # pre-trained and the randomly initialised network train for the same steps on the same batches.
-_RECIPE = Recipe()
 #: seeds as numpy and scikit-learn take them
 SEED_MAX = 2**32 - 1
 _SIZES = Param("sizes", list, [], "training sizes to run (empty: all of the run's train_sizes); "
                "capped at the training pool", item_type=int, low=1)
-_STEPS = (Param("epochs", int, _RECIPE.epochs, "passes over the N labelled galaxies", low=1),
-          Param("max_steps", int, _RECIPE.max_steps, "at most this many optimiser steps per "
-                "model (0: no limit)", low=0),
-          Param("min_steps", int, _RECIPE.min_steps, "at least this many steps (small N: more "
-                "epochs)", low=0))
-_BATCH_SIZE = Param("batch_size", int, _RECIPE.batch_size, "batch size", low=1)
-_WEIGHT_DECAY = Param("weight_decay", float, _RECIPE.weight_decay, "AdamW weight decay", low=0.0)
+_STEPS = Recipe.params("epochs", "max_steps", "min_steps")
+_BATCH_SIZE, _WEIGHT_DECAY = Recipe.params("batch_size", "weight_decay")
 
 
 @hookimpl
@@ -87,8 +74,7 @@ def astroclr_evaluators() -> Iterator[EvaluatorSpec]:
     yield EvaluatorSpec(
         "cnn", "baseline: the same backbone trained from scratch, supervised, on the same "
         "labelled galaxies (slow on a CPU)", "astroclr_evaluators.cnn:evaluate",
-        params=(_SIZES, *_STEPS,
-                Param("lr", float, _RECIPE.lr, "AdamW learning rate", low=0.0),
+        params=(_SIZES, *_STEPS, *Recipe.params("lr", lr="AdamW learning rate"),
                 _WEIGHT_DECAY, _BATCH_SIZE,
                 Param("augment", bool, True, "apply the run's augmentations to training batches")),
         **_CLASSIFIER)
@@ -96,40 +82,11 @@ def astroclr_evaluators() -> Iterator[EvaluatorSpec]:
         "finetune", "the run's trained encoder fine-tuned with a linear head on the same "
         "labelled galaxies (linear probe first, then the cnn recipe on all N labels); slow on "
         "a CPU", "astroclr_evaluators.finetune:evaluate",
-        params=(_SIZES, *_STEPS, _BATCH_SIZE,
-                Param("lr", float, _RECIPE.lr, "AdamW learning rate of the head", low=0.0),
-                Param("encoder_lr", float, _RECIPE.encoder_lr, "learning rate of the encoder's "
-                      "top block", low=0.0),
-                Param("layer_decay", float, _RECIPE.layer_decay, "learning-rate factor per "
-                      "encoder block downwards", low=0.0, high=1.0),
+        params=(_SIZES, *_STEPS, _BATCH_SIZE, *Recipe.params("lr", "encoder_lr", "layer_decay"),
                 _WEIGHT_DECAY,
-                Param("val_fraction", float, _RECIPE.val_fraction, "fraction of the N labels "
-                      "held out for early stopping (0: train on all N, no early stopping)",
-                      low=0.0, high=0.9),
-                Param("eval_every", int, _RECIPE.eval_every, "steps between validation checks",
-                      low=1),
-                Param("patience", int, _RECIPE.patience, "checks without improvement before "
-                      "stopping (0: never stop early)", low=0),
-                Param("freeze_bn", bool, _RECIPE.freeze_bn, "keep the encoder's batch-norm "
-                      "statistics"),
-                Param("probe_init", bool, _RECIPE.probe_init, "start the head from the linear "
-                      "probe"),
-                Param("augment", str, _RECIPE.augment, "augmentations: the run's pipeline (as "
-                      "cnn), rotate_flip alone, or none", choices=AUGMENTS),
-                Param("init", str, _RECIPE.init, "pretrained: the run's encoder; scratch: the "
-                      "same network from random weights on the labels alone (as cnn)",
-                      choices=INITS),
-                Param("unlabelled", str, _RECIPE.unlabelled, "how the galaxies outside the N "
-                      "labelled ones and the test split take part: fixmatch (confident "
-                      "pseudo-labels of a weak view train the strong view), ssl (the NT-Xent "
-                      "loss kept on them), distill (a teacher fine-tuned on the labels gives "
-                      "soft targets) or none", choices=UNLABELLED),
-                Param("unlabelled_batch", int, _RECIPE.unlabelled_batch, "unlabelled galaxies "
-                      "per step", low=1),
-                Param("unlabelled_weight", float, _RECIPE.unlabelled_weight, "weight of the "
-                      "unlabelled loss term", low=0.0),
-                Param("threshold", float, _RECIPE.threshold, "fixmatch: confidence a "
-                      "pseudo-label needs", low=0.0, high=1.0)),
+                *Recipe.params("val_fraction", "eval_every", "patience", "freeze_bn",
+                               "probe_init", "augment", "init", "unlabelled", "unlabelled_batch",
+                               "unlabelled_weight", "threshold")),
         **_CLASSIFIER)
     yield EvaluatorSpec(
         "umap", "2-D UMAP of the representations coloured by label and catalogue columns",

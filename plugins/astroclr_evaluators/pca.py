@@ -25,14 +25,15 @@ from astroclr.api import (
     pca_rows,
 )
 from astroclr_evaluators.common import markdown_section
+from astroclr_evaluators.declared import HIDDEN, MAX_ITER, MODELS
 
 if TYPE_CHECKING:
     from astroclr.api import EvalContext, EvalResult
 
 
-def evaluate(context: "EvalContext", models: Sequence[str] = ("linear", "mlp"),
+def evaluate(context: "EvalContext", models: Sequence[str] = tuple(MODELS.default),
              fit_on: str = "pool", max_fit: int = 10000, components: int = 0,
-             hidden: Sequence[int] = (256,), max_iter: int = 200) -> "EvalResult":
+             hidden: Sequence[int] = tuple(HIDDEN.default), max_iter: int = MAX_ITER.default) -> "EvalResult":
     from astroclr.api import EvalResult
 
     labels = checked_labels(context, "pca")

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Sequence
 
 from astroclr.api import checked_features, evaluate_classifiers, feature_models
 from astroclr_evaluators.common import markdown_section
+from astroclr_evaluators.declared import HIDDEN, MAX_ITER, MODELS
 
 if TYPE_CHECKING:
     from astroclr.api import EvalContext, EvalResult
 
 
-def evaluate(context: "EvalContext", models: Sequence[str] = ("linear", "mlp"),
-             hidden: Sequence[int] = (256,), max_iter: int = 200) -> "EvalResult":
+def evaluate(context: "EvalContext", models: Sequence[str] = tuple(MODELS.default),
+             hidden: Sequence[int] = tuple(HIDDEN.default), max_iter: int = MAX_ITER.default) -> "EvalResult":
     from astroclr.api import EvalResult
 
     features = checked_features(context.representations, context, "probe")

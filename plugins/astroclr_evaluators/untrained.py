@@ -18,14 +18,15 @@ from astroclr.api import (
     untrained_features,
 )
 from astroclr_evaluators.common import markdown_section
+from astroclr_evaluators.declared import HIDDEN, LINEAR_MODELS, MAX_ITER
 
 if TYPE_CHECKING:
     from astroclr.api import EvalContext, EvalResult
 
 
-def evaluate(context: "EvalContext", models: Sequence[str] = ("linear", "mlp"),
-             init_seed: int = 0, hidden: Sequence[int] = (256,),
-             max_iter: int = 200) -> "EvalResult":
+def evaluate(context: "EvalContext", models: Sequence[str] = tuple(LINEAR_MODELS.default),
+             init_seed: int = 0, hidden: Sequence[int] = tuple(HIDDEN.default),
+             max_iter: int = MAX_ITER.default) -> "EvalResult":
     from astroclr.api import EvalResult
 
     if context.build_backbone is None or context.embed_with is None:
