@@ -90,13 +90,13 @@ def anomaly_against_run(rundir: Any, representations: np.ndarray, images: np.nda
     if not scorer.checks_shift:  # a scorer saved before the check: the score alone
         if verbose:
             console.print(f"note: {rundir.anomaly} predates the domain-shift check (no OOD_FRAC); "
-                          f"{REFIT.format(run=rundir.path)}", highlight=False)
+                          f"{REFIT.format(run=rundir.path)}", highlight=False, soft_wrap=True)
         return scored["score"]
     shift = measure(scorer, {c: v for c, v in scored.items() if c != "score"}, images)
     meta["OOD_FRAC"] = round(shift.frac, 6)
     meta["OOD_SHFT"] = round(shift.median, 4)
     if verbose or shift.warns:
-        console.print(shift.line(), highlight=False)
+        console.print(shift.line(), highlight=False, soft_wrap=True)  # one line, unwrapped
     return scored["score"]
 
 
