@@ -10,19 +10,23 @@ run's own ``embeddings.fits`` is not replaced by ``embed -o``), nor an existing 
 :func:`output_work` holds the resumable work folder beside an output (``.OUT.parts/``) under
 the same lock as run directories (:mod:`astroclr.lock`): a second writer of the same output
 fails at once naming the first. A failure before anything resumable was written leaves no
-folder behind.
+folder behind. :func:`claimed_dir` (and its decorator :func:`locks_out_dir`) does the same
+for an output that is a directory (``finetune --out``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from astroclr.files import check_writable
 from astroclr.plugin.specs import AstroclrError
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -98,3 +102,42 @@ def output_work(out: str | Path, what: str, enabled: bool = True) -> Iterator[Pa
         if work.is_dir() and not [p for p in work.iterdir() if not p.name.startswith(".")]:
             shutil.rmtree(work, ignore_errors=True)
         raise
+
+
+@contextlib.contextmanager
+def claimed_dir(out: str | Path, what: str) -> Iterator[Path]:
+    """Create (if need be) and lock an output directory for the block, as a run directory is
+    (``what``: the command, named to a second writer, which fails at once). On failure the
+    folders the block created are removed again while they hold nothing but the lock."""
+    from astroclr.lock import LOCK_NAME, locked
+
+    out = Path(out)
+    check_writable(out, "--out", is_dir=True)
+    created = out
+    while not created.parent.exists():  # the topmost folder this call makes
+        created = created.parent
+    made = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AstroclrError(f"cannot create --out {out}: {exc.strerror or exc}") from None
+    try:
+        with locked(out, what):
+            yield out
+    except BaseException:
+        if made and not [p for p in created.rglob("*") if p.is_file() and p.name != LOCK_NAME]:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+
+
+def locks_out_dir(what: str) -> Callable[[F], F]:
+    """Decorate a function ``fn(source, out, ...)`` that writes the directory ``out``: the
+    whole call holds :func:`claimed_dir` (its checks of ``out`` included, so two calls into one
+    directory cannot both pass them)."""
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def call(source: Any, out: str | Path, *args: Any, **kwargs: Any) -> Any:
+            with claimed_dir(out, what):
+                return fn(source, out, *args, **kwargs)
+        return call  # type: ignore[return-value]
+    return decorate

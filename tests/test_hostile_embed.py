@@ -79,6 +79,12 @@ CASES = [
          ("32x32",)),
     Case("an unknown --set table", ("embed", "{run}", "-o", "{root}/e_set.fits", "--set",
                                     "recipe.lr=0.1", "-q"), 2, ("only dataset.* and train.*",)),
+    Case("a training key", ("embed", "{run}", "-o", "{root}/e_lr.fits", "--set", "train.lr=0.1",
+                            "-q"), 2, ("train.lr", "does not apply")),
+    Case("a file-only dataset key with the sample", ("embed", "{run}", "-o",
+                                                     "{root}/e_crop.fits", "--set",
+                                                     "dataset.crop=32", "-q"), 2,
+         ("crop = 32", "does not apply")),
 ]
 
 

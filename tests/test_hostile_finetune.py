@@ -4,9 +4,10 @@ what every case checks: exit code, one ``error:`` line, no traceback, inputs unc
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
-from hostile_support import FAST_RECIPE, Case, check, python, snapshot
+from hostile_support import FAST_RECIPE, Case, check, cli, python, snapshot
 
 OUT = ("-o", "{root}/ft_out")
 
@@ -27,6 +28,11 @@ CASES = [
          2, ("train.devices=9", "do not apply")),
     Case("--set recipe.colour=1", ("finetune", "{run}", *OUT, "--set", "recipe.colour=1", "-q"),
          2, ("unknown recipe key",)),
+    Case("--set dataset.size=32 (the embedded sample is 64 px)",
+         ("finetune", "{run}", *OUT, "--set", "dataset.size=32", "-q"), 2,
+         ("size = 32", "does not apply")),
+    Case("another evaluator's table", ("finetune", "{run}", *OUT, "--set",
+                                       "evaluate.anomaly.k=3", "-q"), 2, ("evaluate.anomaly.k",)),
     # outputs
     Case("--out under a regular file", ("finetune", "{run}", "-o", "{afile}/clf", "-q"), 2,
          ("cannot write --out", "afile.txt")),
@@ -109,3 +115,46 @@ def test_a_signal_during_training_says_how_to_continue(hostile_world, tmp_path):
     assert len(lines) == 1 and "SIGTERM" in lines[0], r.stderr[-2000:]
     assert f"continue with: astroclr finetune {hostile_world.run}" in lines[0]
     assert not out.exists() and snapshot(hostile_world.run) == before
+
+
+def test_an_out_locked_by_a_live_finetune_is_refused_at_once(hostile_world, tmp_path):
+    """Two finetunes into one directory: the second fails before any work, naming the first
+    (here this process, holding the OS lock), and leaves the directory as it was."""
+    from astroclr.lock import acquire, release
+
+    out = tmp_path / "clf"
+    out.mkdir()
+    held = acquire(out, "finetune")
+    try:
+        r = cli("finetune", hostile_world.run, "-o", out, *FAST_RECIPE, "-q")
+        assert sorted(p.name for p in out.iterdir()) == [".lock"]
+    finally:
+        release(held)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr[-2000:]
+    assert "in use by another astroclr finetune" in lines[0] and f"pid {os.getpid()}" in lines[0]
+
+
+def test_a_finetune_holds_its_out_while_it_trains_and_leaves_no_lock(hostile_world, tmp_path):
+    """While training, ``--out`` is locked (another writer is refused); the classifier written,
+    the lock is gone."""
+    out = tmp_path / "clf"
+    r = python(
+        "import astroclr.classify.finetune as ft\n"
+        "from astroclr.lock import acquire\n"
+        "from astroclr.api import AstroclrError\n"
+        "real = ft.train_classifier\n"
+        "def checked(*a, **k):\n"
+        "    try:\n"
+        f"        acquire({str(out)!r}, 'test')\n"
+        "        print('NOT LOCKED')\n"
+        "    except AstroclrError as exc:\n"
+        "        print('LOCKED:', exc)\n"
+        "    return real(*a, **k)\n"
+        "ft.train_classifier = checked\n"
+        "from astroclr.cli import main\n"
+        f"main(['finetune', {str(hostile_world.run)!r}, '-o', {str(out)!r}, "
+        f"*{list(FAST_RECIPE)!r}, '-q'])\n")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "LOCKED:" in r.stdout and "in use by another astroclr finetune" in r.stdout, r.stdout
+    assert (out / "classifier.json").is_file() and not (out / ".lock").exists()

@@ -73,6 +73,17 @@ def _cases() -> list[Case]:
              ("predict", "{clf}", "-o", "{root}/p_dev.fits", "--accelerator", "cpu",
               "--devices", "2", "--set", "train.embed_batch_size=64", "-q"), 2,
              ("2 processes",)),
+        # settings that do not apply: the classifier fixes the preprocessing, inference reads
+        # no training keys, and no evaluator runs
+        Case("--set dataset.size=32", ("predict", "{clf}", "-o", "{root}/p_size.fits", "--set",
+                                       "dataset.size=32", "-q"), 2,
+             ("size = 32", "does not apply")),
+        Case("--set train.max_steps=5", ("predict", "{clf}", "-o", "{root}/p_train.fits",
+                                         "--set", "train.max_steps=5", "-q"), 2,
+             ("train.max_steps", "does not apply")),
+        Case("another evaluator's table", ("predict", "{clf}", "-o", "{root}/p_eval.fits",
+                                           "--set", "evaluate.anomaly.k=3", "-q"), 2,
+             ("evaluate.anomaly.k", "only dataset.* and train.*")),
     ]
     good = {"format": "astroclr-classifier", "classes": [0, 1], "class_names": ["a", "b"],
             "preprocessing": {"bin": 4}}

@@ -83,6 +83,13 @@ CASES = [
     Case("--out is the --image it reads",
          ("similar", "{run}", "--image", "{root}/similar/good.png", "-o",
           "{root}/similar/good.png"), 2, ("good.png", "input")),
+    # a file astropy cannot identify: one line, not astropy's 50-line table of formats
+    Case("an --against file that is no table",
+         ("similar", "{run}", "--table", "{root}/similar/clean.fits", "--against", "{afile}",
+          "-o", "{root}/s7.png"), 2, ("afile.txt", "cannot read")),
+    Case("a --table file that is no table",
+         ("similar", "{run}", "--table", "{afile}", "-o", "{root}/s8.png"), 2,
+         ("afile.txt", "cannot read")),
 ]
 
 

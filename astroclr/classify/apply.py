@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import numpy as np
 
 import astroclr.config as cfgmod
+from astroclr.output import locks_out_dir
 from astroclr.plugin.specs import AstroclrError
 
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 #: keyword arguments that set where inference runs, as ``astroclr run`` takes them
 DEVICE_OPTIONS = ("accelerator", "devices", "num_nodes", "strategy")
+#: the train.* keys inference reads (embed, predict); any other would be dropped unread
+INFERENCE_KEYS = (*DEVICE_OPTIONS, "precision", "threads", "embed_batch_size")
 
 
 def dataset_config(base_dataset: str, base_params: Mapping[str, Any], dataset: str | None,
@@ -53,6 +56,10 @@ def dataset_config(base_dataset: str, base_params: Mapping[str, Any], dataset: s
         bad = sorted(set(part) - {"dataset", "train"})
         if bad:
             raise AstroclrError(f"--set {assignment!r}: only dataset.* and train.* keys apply here")
+        stray = sorted(set(part.get("train", {})) - set(INFERENCE_KEYS))
+        if stray:
+            raise AstroclrError(f"--set {assignment!r}: train.{stray[0]} does not apply here "
+                                f"(inference reads train.{', train.'.join(INFERENCE_KEYS)})")
         raw = cfgmod.merge(raw, part)
     for key, value in (devices or {}).items():
         if value is not None:
@@ -216,6 +223,7 @@ def predict_dataset(classifier: str | Path, out: str | Path, dataset: str | None
     return out
 
 
+@locks_out_dir("finetune")
 def finetune_run(run_dir: str | Path, out: str | Path, dataset: str | None = None,
                  sets: Sequence[str] = (), label_column: str | None = None,
                  labels: int | None = None, seed: int = 0, mode: str = "finetune",
@@ -230,6 +238,7 @@ def finetune_run(run_dir: str | Path, out: str | Path, dataset: str | None = Non
 
     from astroclr.classify.classifier import (
         ClassifierInfo,
+        check_classifier_out,
         check_trained_weights,
         class_names_of,
         classifier_net,
@@ -257,7 +266,7 @@ def finetune_run(run_dir: str | Path, out: str | Path, dataset: str | None = Non
     spec = Recipe.check({"mode": mode, **recipe, **recipe_sets},
                         labels={k: f"--{k}" for k in ("mode", *recipe) if k not in recipe_sets})
     out = Path(out)
-    _check_classifier_out(out, overwrite)
+    check_classifier_out(out, overwrite)
     existing = open_run(run_dir)
     state = existing.state
     registry = _registry()
@@ -376,16 +385,3 @@ def split_recipe_sets(sets: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
     checked = Recipe.check(recipe)
     return rest, {key: getattr(checked, key) for key in recipe}
 
-
-def _check_classifier_out(out: Path, overwrite: bool) -> None:
-    from astroclr.classify.classifier import META
-
-    if out.exists() and not out.is_dir():
-        raise AstroclrError(f"--out {out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()):
-        if not (out / META).is_file():
-            raise AstroclrError(f"--out {out} is a non-empty directory that is not a classifier; "
-                                f"choose another")
-        if not overwrite:
-            raise AstroclrError(f"--out {out} already holds a classifier; pass --overwrite to "
-                                f"replace it")

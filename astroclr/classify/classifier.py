@@ -124,6 +124,22 @@ def write_classifier(out: str | Path, net: "torch.nn.Module", info: ClassifierIn
     return out
 
 
+def check_classifier_out(out: Path, overwrite: bool) -> None:
+    """A one-line error unless ``out`` may become a classifier directory: absent, empty (but
+    for the lock of the finetune writing it), or a classifier to replace with ``overwrite``."""
+    from astroclr.lock import LOCK_NAME
+
+    if out.exists() and not out.is_dir():
+        raise AstroclrError(f"--out {out} exists and is not a directory")
+    if out.is_dir() and any(p.name != LOCK_NAME for p in out.iterdir()):
+        if not (out / META).is_file():
+            raise AstroclrError(f"--out {out} is a non-empty directory that is not a classifier; "
+                                f"choose another")
+        if not overwrite:
+            raise AstroclrError(f"--out {out} already holds a classifier; pass --overwrite to "
+                                f"replace it")
+
+
 def read_info(path: str | Path) -> ClassifierInfo:
     """``classifier.json`` of a classifier directory; a one-line error when it is not one."""
     path = Path(path)

@@ -21,12 +21,12 @@ alone writes to disk (:mod:`astroclr.data.prepare`).
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Literal, Mapping, Optional, Sequence
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from astroclr.plugin.specs import AstroclrError
 
@@ -172,21 +172,58 @@ def is_prepared(path: str | Path) -> bool:
     return (Path(path) / "meta.json").is_file()
 
 
+class SurveyDoc(BaseModel):
+    """The survey table of a prepared set's ``meta.json``."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+    name: str = Field(min_length=1)
+    bands: list[str] = Field(min_length=1)
+    pixel_scale_arcsec: float = Field(gt=0)
+    psf_fwhm_arcsec: dict[str, float]
+    noise: Optional[dict[str, Any]] = None
+
+
+class PreparedMeta(BaseModel):
+    """The schema of a prepared set's ``meta.json`` (strict types; more fields allowed)."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+    format: Literal["astroclr-prepared"]
+    survey: SurveyDoc
+    preprocessing: dict[str, Any]
+    count: int = Field(ge=0)
+    shape: list[int] = Field(min_length=3, max_length=3)
+    label_names: Optional[list[str]] = None
+    raw_size: Optional[int] = Field(default=None, gt=0)
+
+    @field_validator("shape")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if min(value) < 1:
+            raise ValueError(f"image shape {value} has a side below 1")
+        return value
+
+    @field_validator("preprocessing")
+    @classmethod
+    def _preprocessing(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from astroclr.data.preprocess import Preprocessing
+
+        try:
+            Preprocessing(**value)
+        except (TypeError, AstroclrError) as exc:
+            raise ValueError(" ".join(str(exc).split())) from None
+        return value
+
+
 def read_meta(path: Path) -> dict[str, Any]:
+    """``meta.json`` of a prepared directory, checked against its schema: a field missing, of
+    the wrong type, ``{}`` or a list is a one-line error naming the file and the field."""
+    from astroclr.schema import read_document
+
     meta_path = path / "meta.json"
     if not meta_path.exists():
         hint = " (an interrupted prepare: rerun it to resume)" if (path / PARTIAL).exists() else ""
         raise AstroclrError(f"{path} is not a complete prepared dataset: no meta.json{hint}")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (ValueError, OSError) as exc:
-        raise AstroclrError(f"prepared dataset {path}: meta.json is unreadable ({exc})") from exc
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise AstroclrError(f"prepared dataset {path}: meta.json is not an {FORMAT} file")
-    for key in ("survey", "preprocessing", "count", "shape"):
-        if key not in meta:
-            raise AstroclrError(f"prepared dataset {path}: meta.json lacks {key!r}")
-    return meta
+    return read_document(PreparedMeta, meta_path)[1]
 
 
 def write_skipped_csv(path: Path, skips: Sequence[Skip]) -> None:

@@ -310,6 +310,9 @@ def evaluate_run(run_dir: str | Path, evaluators: Sequence[str] | None = None,
             raise AstroclrError(f"{existing.rundir.embeddings} does not match the dataset "
                                 f"{cfg.run.dataset!r} it was made from (ids differ)")
         pipeline = pipeline_from_config(registry, galaxies.survey, cfg.augment)
+        if "anomaly" in cfg.run.evaluators:  # refits the run's scorer (one saved by an older
+            # version lacks the shift check embed and predict run against it)
+            _fit_anomaly_scorer(existing.rundir, galaxies, representations, cfg.run.seed)
         return _evaluate(registry, cfg, existing.rundir, galaxies, representations, pipeline,
                          dict(existing.state), progress)
 

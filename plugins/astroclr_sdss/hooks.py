@@ -109,6 +109,11 @@ def prepare(out_dir: Path, workers: int | None = None, progress: bool = True,
                           chunk_size=params["chunk_size"], max_chunks=max_chunks)
 
 
+#: the parameters the embedded sample reads (its cutouts are 64 px, its catalogue its own):
+#: any other set away from its default would be dropped without a word
+SAMPLE_READS = frozenset({"input", "bands", "pool", "limit", "chunk_size", *PREPROCESSING})
+
+
 def _check_sample_params(params: dict) -> None:
     # A path or catalogue with the default input is almost surely a forgotten `input`.
     for key in ("path", "catalog"):
@@ -116,6 +121,12 @@ def _check_sample_params(params: dict) -> None:
             raise AstroclrError(f"dataset sdss: {key} is set but input is 'sample' (the embedded "
                                 f"galaxies); set input to fits_cutouts, frames, composites or "
                                 f"prepared")
+    defaults = {p.name: p.default for p in PARAMS}
+    for key in sorted(set(params) & set(defaults) - SAMPLE_READS):
+        if params[key] != defaults[key]:
+            raise AstroclrError(f"dataset sdss: {key} = {params[key]!r} does not apply to input "
+                                f"'sample' (the embedded 64 px cutouts and their catalogue); "
+                                f"it applies to the inputs that read files")
 
 
 def _check_pool_param(params: dict) -> None:
