@@ -70,7 +70,7 @@ def test_the_default_recipe_and_its_edges_are_accepted():
     from astroclr.classify.recipe import Recipe
 
     Recipe()
-    Recipe(weight_decay=0.0, warmup_fraction=0.0, patience=0, min_steps=0, layer_decay=1.5)
+    Recipe(weight_decay=0.0, warmup_fraction=0.0, patience=0, min_steps=0, layer_decay=1.0)
     Recipe(warmup_fraction=1.0)
 
 
