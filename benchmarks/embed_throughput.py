@@ -1,10 +1,11 @@
-"""Embedding throughput: ``astroclr.evaluate.embed`` on a memory-mapped cube vs the forward-only bound.
+"""Embedding throughput: astroclr's embedding on a memory-mapped cube vs the forward-only bound.
 
 - bound: the encoder's forward pass (eval, no_grad; bf16 autocast on CUDA as astroclr does) on
   one pre-made batch already on the device, repeated;
-- astroclr: ``embed_to_npy`` reading a memory-mapped ``images.npy`` batch by batch and
-  writing a memory-mapped ``.npy`` of representations (what a large run does), and
-  ``embed_images`` into memory.
+- astroclr: the engine (``astroclr.train.infer.infer``: Lightning's predict loop, what a run,
+  ``embed`` and ``predict`` use) reading a memory-mapped ``images.npy`` batch by batch and
+  writing memory-mapped shards, merged; and ``embed_images`` (an array held in memory, the
+  Python API's ``model.embed``).
 
 Run: ``python benchmarks/embed_throughput.py [--device cuda] [--n 2048] [--batch-size 512]``
 Prints images/s of each and the ratios to the bound (target >= 0.95).
@@ -47,7 +48,9 @@ def main() -> None:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from astroclr.evaluate.embed import embed_images, embed_to_npy
+    from astroclr.evaluate.embed import embed_images
+    from astroclr.resolved import TrainOptions
+    from astroclr.train.infer import infer
 
     device = torch.device(args.device)
     cuda = device.type == "cuda"
@@ -83,11 +86,14 @@ def main() -> None:
                     torch.cuda.synchronize()
                 return batches * args.batch_size / (time.perf_counter() - t0)
 
+        train = TrainOptions.check({"accelerator": "gpu" if cuda else "cpu", "devices": "1"})
+        ids = np.arange(args.n)
+
         def to_npy() -> float:
             t0 = time.perf_counter()
-            out = embed_to_npy(model, images, Path(tmp) / f"rep{time.time_ns()}.npy",
-                               args.batch_size, device, channels_last=cuda)
-            assert out.shape[0] == args.n
+            out = infer(model, images, ids, Path(tmp) / f"work{time.time_ns()}", train,
+                        args.batch_size)
+            assert out is not None and out.shape[0] == args.n
             return args.n / (time.perf_counter() - t0)
 
         def in_memory() -> float:
@@ -106,12 +112,12 @@ def main() -> None:
             results["mem"].append(in_memory())
         b, n, m = (max(results[k]) for k in ("bound", "npy", "mem"))
         print(f"forward-only bound:                 {b:10.1f} images/s")
-        print(f"astroclr embed_to_npy (memmap out): {n:10.1f} images/s   ratio {n / b:.3f}")
+        print(f"astroclr engine (memmap shards):    {n:10.1f} images/s   ratio {n / b:.3f}")
         print(f"astroclr embed_images (in memory):  {m:10.1f} images/s   ratio {m / b:.3f}")
         if args.json:
             Path(args.json).write_text(json.dumps({
                 "device": args.device, "backbone": args.backbone, "batch_size": args.batch_size,
-                "bound": b, "embed_to_npy": n, "embed_images": m}, indent=1))
+                "bound": b, "engine": n, "embed_images": m}, indent=1))
 
 
 if __name__ == "__main__":

@@ -406,8 +406,8 @@ def summarise(summary: dict[str, Any], device_name: str) -> None:
             print(f"   {label:22s} no result (see above)")
     e = summary.get("embed") or {}
     if e.get("bound"):
-        print(f"   embedding              bound {e['bound']:9.0f} images/s; embed_to_npy "
-              f"{e['embed_to_npy'] / e['bound']:.3f}, embed_images "
+        print(f"   embedding              bound {e['bound']:9.0f} images/s; engine "
+              f"{e['engine'] / e['bound']:.3f}, embed_images "
               f"{e['embed_images'] / e['bound']:.3f} of it")
     else:
         print("   embedding              no result (see above)")

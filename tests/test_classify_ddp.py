@@ -14,8 +14,8 @@ import torch
 from astropy.table import Table
 
 import astroclr
-from astroclr.classify import infer as inf
 from astroclr.plugin.specs import AstroclrError
+from astroclr.train import infer as inf
 
 LIMIT = 60
 SETS = [f"dataset.limit={LIMIT}", "dataset.bin=4", "run.evaluators=[]", "train.max_steps=2",
@@ -66,6 +66,26 @@ def test_two_process_predict_equals_one_process(made, tmp_path):
     assert list(a["id"]) == list(b["id"]) and len(a) == LIMIT
     np.testing.assert_allclose(a["prob_late"], b["prob_late"], atol=1e-5)
     np.testing.assert_array_equal(a["pred_label"], b["pred_label"])
+
+
+def test_a_two_process_run_embeds_its_galaxies_in_both_processes(tmp_path):
+    """The run's own embedding is the engine of embed and predict: each process embeds its
+    share (60 galaxies, a batch of 30 each, though 60 fit the default batch of 512), rank 0
+    merges, and the table equals a one-process embed of the saved encoder."""
+    from astroclr.classify.apply import embed_dataset
+
+    out = tmp_path / "run2"
+    r = _astroclr(["run", "--backbone", "smallcnn", "--out", str(out), "--accelerator", "cpu",
+                   "--devices", "2", "--strategy", "ddp", "-q", "--epochs", "1",
+                   *[a for s in SETS for a in ("--set", s)]])
+    assert r.returncode == 0, r.stderr[-3000:]
+    table = Table.read(out / "embeddings.fits")
+    assert len(table) == LIMIT and len(set(table["id"])) == LIMIT
+    assert not (out / "checkpoints" / "embedding").exists()  # removed once the table holds them
+    single = Table.read(embed_dataset(out, tmp_path / "single.fits", accelerator="cpu",
+                                      sets=["train.embed_batch_size=30"]))
+    assert list(single["id"]) == list(table["id"])
+    np.testing.assert_allclose(table["representation"], single["representation"], atol=1e-5)
 
 
 # -- shards, merging and resuming, in one process -----------------------------------------------

@@ -1,9 +1,8 @@
-"""Embedding at scale: streamed into a memory map, resumable, split across devices, and the
-FITS table written in chunks reads back exactly as the in-memory table."""
+"""Embedding at scale: the engine streams into a memory map (its resume and multi-process
+sharding: tests/test_classify_ddp.py), and the FITS table written in chunks reads back exactly
+as the in-memory table."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ import torch
 from astropy.table import Table
 
 from astroclr.data.galaxies import Galaxies, SurveyInfo
-from astroclr.evaluate.embed import embed_images, embed_to_npy, embeddings_table, write_embeddings
+from astroclr.evaluate.embed import embed_images, embeddings_table, write_embeddings
 
 
 class _Net(torch.nn.Module):
@@ -42,57 +41,43 @@ def galaxies(tmp_path) -> Galaxies:
     return g
 
 
-def test_embed_streams_into_memmap_and_matches_in_memory(galaxies, tmp_path):
+def _train_options():
+    from astroclr.resolved import TrainOptions
+
+    return TrainOptions.check({"accelerator": "cpu"})
+
+
+def test_the_engine_streams_into_a_memmap_equal_to_the_in_memory_embedding(galaxies, tmp_path):
+    from astroclr.train.infer import infer
+
     net = _Net()
     expected = embed_images(net, np.asarray(galaxies.images), batch_size=1000)
-    got = embed_to_npy(net, galaxies.images, tmp_path / "rep.npy", batch_size=32,
-                       chunk_batches=2)
-    assert isinstance(got, np.memmap)
+    got = infer(net, galaxies.images, galaxies.ids, tmp_path / "work", _train_options(), 32)
+    assert isinstance(got, np.memmap) and got.shape == (len(galaxies), 5)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
-def test_embedding_resumes_after_interruption_without_redoing_rows(galaxies, tmp_path):
+def test_embed_to_npy_of_0_1_0_still_writes_the_file_through_the_engine(galaxies, tmp_path):
+    import astroclr.embed as old
+    from astroclr.moved import MovedWarning
+
     net = _Net()
-    path = tmp_path / "rep.npy"
+    with pytest.warns(MovedWarning, match="astroclr.evaluate.embed.embed_to_npy"):
+        embed_to_npy = old.embed_to_npy
+    got = embed_to_npy(net, galaxies.images, tmp_path / "rep.npy", batch_size=64)
+    np.testing.assert_allclose(np.load(tmp_path / "rep.npy"), embed_images(net, galaxies.images),
+                               rtol=1e-5, atol=1e-6)
+    assert got.shape == (len(galaxies), 5)
+    assert not (tmp_path / "rep.npy.parts").exists()
+
+
+def test_in_memory_embedding_fills_a_given_output_batch_by_batch(galaxies):
+    net = _Net()
+    out = np.full((len(galaxies), 5), np.nan, dtype=np.float32)
     seen = []
-
-    def stop_after_two_chunks(n):
-        seen.append(n)
-        if sum(seen) >= 128:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        embed_to_npy(net, galaxies.images, path, batch_size=32, chunk_batches=2,
-                     advance=stop_after_two_chunks)
-    assert not path.exists()
-    progress = json.loads((tmp_path / "rep.npy.progress.json").read_text())
-    assert progress["done"] == 64  # the second chunk was interrupted: only the first counts
-    net.calls = 0
-    got = embed_to_npy(net, galaxies.images, path, batch_size=32, chunk_batches=2)
-    assert net.calls == 1 + int(np.ceil((300 - 64) / 32))  # shape probe + remaining batches
-    np.testing.assert_allclose(got, embed_images(_Net(), galaxies.images, 64), rtol=1e-5,
-                               atol=1e-6)
-    net.calls = 0
-    embed_to_npy(net, galaxies.images, path, batch_size=32)  # complete: reused
-    assert net.calls == 1
-
-
-def test_partial_embedding_of_another_model_is_not_reused(galaxies, tmp_path):
-    path = tmp_path / "rep.npy"
-    embed_to_npy(_Net(), galaxies.images, path, batch_size=64)
-    other = _Net()
-    with torch.no_grad():
-        other.fc.bias += 1
-    got = embed_to_npy(other, galaxies.images, path, batch_size=64)
-    np.testing.assert_allclose(got, embed_images(other, galaxies.images, 64), rtol=1e-5,
-                               atol=1e-6)
-
-
-def test_several_devices_split_the_rows(galaxies):
-    net = _Net()
-    one = embed_images(net, galaxies.images, 50)
-    two = embed_images(net, galaxies.images, 50, devices=["cpu", "cpu", "cpu"])
-    np.testing.assert_allclose(two, one, rtol=1e-5, atol=1e-6)
+    got = embed_images(net, galaxies.images, 64, out=out, advance=seen.append)
+    assert got is out and np.isfinite(out).all()
+    assert seen == [64, 64, 64, 64, 44] and net.calls == 5
 
 
 def test_chunked_fits_equals_in_memory_table(galaxies, tmp_path):

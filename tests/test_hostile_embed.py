@@ -137,10 +137,9 @@ def test_a_resumed_part_of_other_pixels_with_the_same_ids_is_not_reused(world, t
     """The parts of an interrupted embed of one set are not resumed by another set with the
     same ids but other pixels (the resume key holds a digest of the pixels, not only ids)."""
     import astroclr
-    from astroclr.classify.infer import infer
     from astroclr.config import resolve
-    from astroclr.evaluate.embed import model_fingerprint
     from astroclr.plugin.registry import get_registry
+    from astroclr.train.infer import infer, model_fingerprint
 
     model = astroclr.load(world.run, device="cpu")
     train = resolve({"run": {"evaluators": []}, "train": {"accelerator": "cpu"}},
@@ -160,7 +159,7 @@ def test_a_signal_during_inference_says_how_to_continue(world, tmp_path, signame
     out = tmp_path / "emb.fits"
     r = python(
         "import os, signal, time\n"
-        "import astroclr.classify.infer as infer\n"
+        "import astroclr.train.infer as infer\n"
         "def stopped(*a, **k):\n"
         f"    os.kill(os.getpid(), signal.{signame}); time.sleep(30)\n"
         "infer.infer = stopped\n"

@@ -150,7 +150,7 @@ def test_a_signal_during_inference_says_how_to_continue(world, tmp_path):
     before = snapshot(world.clf)
     r = python(
         "import os, signal, time\n"
-        "import astroclr.classify.infer as infer\n"
+        "import astroclr.train.infer as infer\n"
         "def stopped(*a, **k):\n"
         "    os.kill(os.getpid(), signal.SIGINT); time.sleep(30)\n"
         "infer.infer = stopped\n"

@@ -107,13 +107,12 @@ def embed_dataset(run_dir: str | Path, out: str | Path, dataset: str | None = No
     merges them and writes the table (the others return None). Galaxies whose representation
     is not finite (NaN or inf pixels) are left out, counted in the table's ``NSKIPPED`` and
     said through ``report``."""
-    from astroclr.classify.infer import infer, remove_work
     from astroclr.classify.shift import anomaly_against_run
     from astroclr.classify.tables import check_table_out, table_format, write_finite
-    from astroclr.evaluate.embed import model_fingerprint
     from astroclr.output import output_work
     from astroclr.runs.encoder import load_encoder
     from astroclr.runs.rundir import open_run
+    from astroclr.train.infer import infer, remove_work
     from astroclr.train.launch import launched_rank
 
     out = Path(out)
@@ -129,8 +128,7 @@ def embed_dataset(run_dir: str | Path, out: str | Path, dataset: str | None = No
         galaxies = load_matching(cfg, state["bands"], state["image_size"],
                                  state["preprocessing"], f"run {existing.dir}")
         reps = infer(model.encoder, galaxies.images, galaxies.ids, work, cfg.train,
-                     cfg.train.embed_batch_size, fingerprint=model_fingerprint(model.encoder),
-                     progress=progress)
+                     cfg.train.embed_batch_size, progress=progress)
         if reps is None:
             return None
         meta = {"BANDS": ",".join(galaxies.bands), "SURVEY": galaxies.survey.name,
@@ -180,11 +178,10 @@ def predict_dataset(classifier: str | Path, out: str | Path, dataset: str | None
     import torch
 
     from astroclr.classify.classifier import load_classifier
-    from astroclr.classify.infer import infer, remove_work
     from astroclr.classify.shift import anomaly_of_classifier
     from astroclr.classify.tables import check_table_out, table_format, write_finite
-    from astroclr.evaluate.embed import model_fingerprint
     from astroclr.output import output_work
+    from astroclr.train.infer import infer, remove_work
     from astroclr.train.launch import launched_rank
 
     out = Path(out)
@@ -197,9 +194,9 @@ def predict_dataset(classifier: str | Path, out: str | Path, dataset: str | None
         galaxies = load_matching(cfg, info.bands, info.image_size, info.preprocessing,
                                  f"classifier {classifier}")
         proba = infer(clf.net, galaxies.images, galaxies.ids, work, cfg.train,
-                      cfg.train.embed_batch_size, fingerprint=model_fingerprint(clf.net),
+                      cfg.train.embed_batch_size,
                       transform=lambda logits: torch.softmax(logits.float(), dim=1),
-                      progress=progress)
+                      progress=progress, description="predicting")
         if proba is None:
             return None
         classes = np.asarray(info.classes, dtype=np.int64)

@@ -4,7 +4,7 @@
 
     config.toml        the resolved configuration (reusable with --config)
     run.json           status, versions, survey metadata, preprocessing, timings, skips
-    checkpoints/       last.ckpt, schedule.json, representations.npy (atomic writes)
+    checkpoints/       last.ckpt, schedule.json, embedding/ while embedding (atomic writes)
     model.pt           the trained encoder's weights (tensors only)
     embeddings.fits    catalogue columns + representation vector per galaxy
     metrics.json       every number in the report
@@ -122,9 +122,10 @@ class RunDir:
         return self.checkpoints / "schedule.json"
 
     @property
-    def representations(self) -> Path:
-        """The resumable, memory-mapped representations written while embedding."""
-        return self.checkpoints / "representations.npy"
+    def embedding_work(self) -> Path:
+        """The parts of the run's embedding while it is made (resumable; removed once
+        ``embeddings.fits`` holds the representations)."""
+        return self.checkpoints / "embedding"
 
     @property
     def figures(self) -> Path:

@@ -117,21 +117,29 @@ def _train_and_evaluate(registry: "Registry", cfg: "Config", rundir: RunDir, res
     from astroclr.train.trainer import fit
 
     summary = fit(model, galaxies, cfg.train, cfg.run.seed, rundir, progress, ckpt_path)
-    if child or summary["global_rank"] != 0:  # rank 0 alone embeds, evaluates and writes
-        return Run(rundir, cfg.tables(), state)
-    rundir.save_encoder(model.trained_encoder())
-    state.update(status="trained", train=summary)
-    rundir.write_state(state)
+    first = not child and summary["global_rank"] == 0  # it alone writes
+    if first:
+        rundir.save_encoder(model.trained_encoder())
+        state.update(status="trained", train=summary)
+        rundir.write_state(state)
 
-    representations = _embed_run(model.trained_encoder(), galaxies, cfg, progress, rundir)
+    # Every process of the run embeds its share of the galaxies (the same weights everywhere:
+    # tests/test_ddp.py); the first merges the shares and alone goes on.
+    representations = _embed_run(model.trained_encoder(), galaxies, cfg, progress, rundir,
+                                 int(summary["world_size"]))
+    if representations is None or not first:
+        return Run(rundir, cfg.tables(), state)
     rundir.write_embeddings(galaxies, representations)
     _fit_anomaly_scorer(rundir, galaxies, representations, cfg.run.seed)
     state["status"] = "embedded"
     rundir.write_state(state)
+    representations = np.array(representations)
+    from astroclr.train.infer import remove_work
+
+    remove_work(rundir.embedding_work)  # the table holds them now
 
     # A private in-memory copy: the memory map is read-only and evaluators may work in place.
-    return _evaluate(registry, cfg, rundir, galaxies, np.array(representations), pipeline, state,
-                     progress)
+    return _evaluate(registry, cfg, rundir, galaxies, representations, pipeline, state, progress)
 
 
 def dataset_skips(galaxies: "Galaxies") -> "list[Skip] | None":
@@ -172,21 +180,15 @@ def _skip_counts(galaxies: "Galaxies") -> dict[str, Any]:
 
 
 def _embed_run(module: Any, galaxies: "Galaxies", cfg: "Config", progress: bool,
-               rundir: RunDir) -> np.ndarray:
-    """Representations of every galaxy, streamed in chunks to a resumable memory-mapped file,
-    split across all GPUs when there are several."""
-    import torch
+               rundir: RunDir, world: int) -> np.ndarray | None:
+    """Representations of every galaxy, resumable, on the run's devices and processes; None
+    in every process but the first."""
+    from astroclr.train.infer import infer
 
-    from astroclr.evaluate.embed import embed_to_npy
-    from astroclr.progress import step
-
-    device = cfg.train.device
-    n_gpu = torch.cuda.device_count() if device == "cuda" else 0
-    devices = [f"cuda:{i}" for i in range(n_gpu)] if n_gpu > 1 else None
-    with step("embedding", total=len(galaxies), enabled=progress) as advance:
-        return embed_to_npy(module, galaxies.images, rundir.representations,
-                            cfg.train.embed_batch_size, device, channels_last=device == "cuda",
-                            advance=advance, devices=devices)
+    # every process needs a batch: a small dataset on many devices takes smaller batches
+    batch = max(1, min(cfg.train.embed_batch_size, -(-len(galaxies) // max(1, world))))
+    return infer(module, galaxies.images, galaxies.ids, rundir.embedding_work, cfg.train, batch,
+                 progress=progress)
 
 
 def _fit_anomaly_scorer(rundir: RunDir, galaxies: "Galaxies", representations: np.ndarray,
