@@ -57,8 +57,10 @@ class RunOptions(Table):
 
     where = "run"
 
-    dataset: str = Field("sdss", description="dataset plugin", json_schema_extra=KEEP)
-    backbone: str = Field("resnet18", description="backbone plugin", json_schema_extra=KEEP)
+    dataset: str = Field("sdss", description="dataset plugin (astroclr plugins); sdss with no "
+                         "input is the embedded Galaxy Zoo 1 sample", json_schema_extra=KEEP)
+    backbone: str = Field("resnet18", description="backbone plugin: resnet18, resnet34, resnet50, "
+                          "smallcnn, ... (astroclr plugins)", json_schema_extra=KEEP)
     seed: Int = Field(0, ge=0, description="seed for weights, data order, augmentations and "
                       "splits", json_schema_extra=KEEP)
     evaluators: tuple[str, ...] = Field(DEFAULT_EVALUATORS, description="evaluator plugins to "

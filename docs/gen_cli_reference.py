@@ -1,19 +1,23 @@
-"""Generate docs/cli.md (from the typer app) and docs/config.md (from the declared parameters).
+"""Generate docs/cli.md (from the typer app) and docs/config.md (from the declared parameters),
+and the CLI's copy of the schema's help, astroclr/cli/schema_help.py.
 
-Both references are written from the code itself, so they cannot drift from it:
+All three are written from the code itself, so they cannot drift from it:
 
 - ``cli.md`` walks the command tree of ``astroclr.cli.app`` (core commands and the command
   groups of the built-in plugins) and renders each command's usage, help and options;
 - ``config.md`` renders ``astroclr.config.RUN_PARAMS`` and ``TRAIN_PARAMS`` and the declared
-  ``Param`` of every built-in dataset, backbone, method, augmentation and evaluator plugin.
+  ``Param`` of every built-in dataset, backbone, method, augmentation and evaluator plugin;
+- ``schema_help.py`` holds the descriptions and defaults of the ``[run]``, ``[train]`` and
+  recipe fields (:mod:`astroclr.gen_schema_help`), which the command-line options show. It is
+  written first, so that ``cli.md`` shows the help the new copy gives.
 
 Only the built-in plugins are documented (external ones are excluded with
 ``ASTROCLR_PLUGINS=""``); an installed plugin's parameters show with ``astroclr config``.
 
 Usage (from the repository root)::
 
-    python docs/gen_cli_reference.py            # rewrite docs/cli.md and docs/config.md
-    python docs/gen_cli_reference.py --check    # exit 1 if either file is out of date
+    python docs/gen_cli_reference.py            # rewrite the three files
+    python docs/gen_cli_reference.py --check    # exit 1 if any of them is out of date
 """
 
 from __future__ import annotations
@@ -85,6 +89,8 @@ def _params_table(cmd, ctx) -> list[str]:
             shown = f"`{default}`"
         if getattr(p, "multiple", False):
             help_text += " (repeatable)" if "repeatable" not in help_text else ""
+        # help is written for Rich, with markup-like brackets escaped ("\\[method]")
+        help_text = help_text.replace("\\[", "[")
         rows.append(f"| {_cell(name)} | {_cell(help_text)} | {_cell(shown)} |")
     if not rows:
         return []
@@ -310,7 +316,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="only check; exit 1 if stale")
     args = parser.parse_args(argv)
+    from astroclr import gen_schema_help  # not astroclr.cli: it imports the copy being written
+
     stale = []
+    target = gen_schema_help.TARGET
+    if args.check:
+        if not gen_schema_help.is_current():
+            stale.append(str(target.relative_to(DOCS.parent)))
+    else:
+        print(f"wrote {gen_schema_help.write()}")
     for name, make in (("cli.md", cli_markdown), ("config.md", config_markdown)):
         text = make()
         path = DOCS / name

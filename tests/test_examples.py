@@ -28,7 +28,8 @@ def test_embed_api_example_runs(tmp_path):
 
 
 def test_generated_references_are_up_to_date():
-    """docs/cli.md and docs/config.md match the code (regenerate: python docs/gen_cli_reference.py)."""
+    """docs/cli.md, docs/config.md and astroclr/cli/schema_help.py match the code (regenerate:
+    python docs/gen_cli_reference.py)."""
     res = subprocess.run([sys.executable, str(ROOT / "docs" / "gen_cli_reference.py"), "--check"],
                          capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert res.returncode == 0, res.stderr

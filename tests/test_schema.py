@@ -98,3 +98,41 @@ def test_preprocessing_out_of_range_is_one_line_naming_the_field():
 
     with pytest.raises(ConfigError, match=r"^preprocessing.bin: 0 is below the minimum 1$"):
         Preprocessing(bin=0)
+
+
+def test_the_clis_copy_of_the_schemas_help_matches_the_models():
+    """The command line shows each key's description without importing pydantic, from a
+    generated copy; a field changed without regenerating it fails here."""
+    from astroclr import gen_schema_help
+
+    assert gen_schema_help.TARGET.read_text(encoding="utf-8") == gen_schema_help.render(), (
+        "astroclr/cli/schema_help.py is out of date; run: python docs/gen_cli_reference.py")
+
+
+@pytest.mark.parametrize("command, option, key", [
+    ("run", "method", "train.method"), ("run", "epochs", "train.epochs"),
+    ("run", "time_budget", "train.time_budget"), ("run", "batch_size", "train.batch_size"),
+    ("run", "seed", "run.seed"), ("run", "evaluators", "run.evaluators"),
+    ("run", "logger", "train.logger"), ("run", "dataset", "run.dataset"),
+    ("run", "backbone", "run.backbone"), ("embed", "devices", "train.devices"),
+    ("predict", "accelerator", "train.accelerator"), ("run", "strategy", "train.strategy"),
+    ("run", "num_nodes", "train.num_nodes"), ("finetune", "mode", "recipe.mode"),
+    ("finetune", "augment", "recipe.augment"), ("finetune", "init", "recipe.init"),
+    ("finetune", "unlabelled", "recipe.unlabelled"),
+])
+def test_an_option_that_sets_a_schema_key_shows_the_keys_description(command, option, key):
+    import typer
+
+    from astroclr import cli
+    from astroclr.classify.recipe import Recipe
+    from astroclr.resolved import RunOptions
+
+    cli.load_commands()
+    click_command = typer.main.get_command(cli.app).commands[command]
+    shown = next(p.help for p in click_command.params if p.name == option)
+    table, name = key.split(".")
+    model = {"run": RunOptions, "train": TrainOptions, "recipe": Recipe}[table]
+    description = model.model_fields[name].description
+    # the first letter may be capitalised, and brackets are escaped for Rich ("\[method]")
+    assert description[1:] in shown.replace("\\[", "[")
+    assert f"Sets {key}" in shown

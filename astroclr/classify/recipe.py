@@ -56,16 +56,17 @@ class Recipe(Table):
                           "(0: never stop early)")
     freeze_bn: Bool = Field(False, description="keep the encoder's batch-norm statistics")
     probe_init: Bool = Field(True, description="start the head from the linear probe")
-    augment: Literal[AUGMENTS] = Field("run", description="augmentations: the run's pipeline "  # type: ignore[valid-type]
-                                       "(as cnn), rotate_flip alone, or none")
-    init: Literal[INITS] = Field("pretrained", description="pretrained: the run's encoder; "  # type: ignore[valid-type]
-                                 "scratch: the same network from random weights on the labels "
-                                 "alone (as cnn)")
+    augment: Literal[AUGMENTS] = Field("run", description="augmentations while fine-tuning: run "  # type: ignore[valid-type]
+                                       "(the run's pipeline, as cnn), rotate_flip alone, or none")
+    init: Literal[INITS] = Field("pretrained", description="pretrained (the run's encoder) or "  # type: ignore[valid-type]
+                                 "scratch (the same network from random weights on the labels "
+                                 "alone, as cnn: the supervised baseline, to see what "
+                                 "self-supervision bought)")
     unlabelled: Literal[UNLABELLED] = Field(  # type: ignore[valid-type]
         "fixmatch", description="how the galaxies outside the N labelled ones and the test "
-        "split take part: fixmatch (confident pseudo-labels of a weak view train the strong "
-        "view), ssl (the NT-Xent loss kept on them), distill (a teacher fine-tuned on the "
-        "labels gives soft targets) or none")
+        "split take part (their labels never read): fixmatch (confident pseudo-labels of a "
+        "weak view train the strong view), ssl (the NT-Xent loss kept on them), distill (a "
+        "teacher fine-tuned on the labels gives soft targets) or none")
     unlabelled_batch: Int = Field(128, ge=1, description="unlabelled galaxies per step")
     unlabelled_weight: Float = Field(1.0, ge=0.0, description="weight of the unlabelled loss "
                                      "term")

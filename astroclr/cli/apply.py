@@ -16,11 +16,14 @@ from astroclr.cli.common import (
     StrategyOpt,
     app,
     friendly,
+    rich_escape,
+    schema_option,
 )
+from astroclr.cli.schema_help import DEFAULTS
 
 _DatasetOpt = typer.Option(None, "--dataset", "-d",
-                           help="Dataset plugin (default: the run's; its [dataset] table is the "
-                                "starting point for --set dataset.*).")
+                           help=rich_escape("Dataset plugin (default: the run's; its [dataset] "
+                                            "table is the starting point for --set dataset.*)."))
 _OverwriteOpt = typer.Option(False, "--overwrite", help="Replace an existing --out file.")
 _Sets = typer.Option(None, "--set", "-s", metavar="KEY=VALUE",
                      help="Set a dataset.* or train.* key, e.g. --set dataset.input=prepared "
@@ -86,19 +89,10 @@ def finetune_cmd(
         "integers."),
     seed: int = typer.Option(0, min=0, max=2**32 - 1,
                              help="Seed of the choice of labels, the split and training."),
-    mode: str = typer.Option("finetune", help="finetune (encoder + head, end to end) or probe "
-                             "(a linear head on the frozen representation)."),
-    augment: str = typer.Option("run", help="Augmentations while fine-tuning: run (the run's "
-                                "pipeline), rotate_flip, or none."),
-    init: Optional[str] = typer.Option(None, help="pretrained (the run's encoder) or scratch "
-                             "(the same network from random weights on the labels alone: the "
-                             "supervised baseline, to see what self-supervision bought; default "
-                             "pretrained)."),
-    unlabelled: Optional[str] = typer.Option(None, help="How the dataset's galaxies outside the "
-                                   "labelled ones take part (their labels never read): fixmatch "
-                                   "(the default), ssl (the self-supervised loss kept on them), "
-                                   "distill (self-distillation from a teacher fine-tuned on the "
-                                   "labels) or none."),
+    mode: str = schema_option("recipe.mode", "--mode", default=DEFAULTS["recipe.mode"]),
+    augment: str = schema_option("recipe.augment", "--augment", default=DEFAULTS["recipe.augment"]),
+    init: Optional[str] = schema_option("recipe.init", "--init"),
+    unlabelled: Optional[str] = schema_option("recipe.unlabelled", "--unlabelled"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a classifier in --out."),
     model: Optional[str] = ModelOpt,
     quiet: bool = QuietOpt,

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 import signal
 import threading
 from typing import Any, Callable, Iterator
 
 import typer
+
+from astroclr.cli.schema_help import DEFAULTS, HELP
 
 app = typer.Typer(
     help="Self-supervised (SimCLR) representations of galaxy images, and an honest measure of "
@@ -27,11 +30,49 @@ QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 # a run directory's alternatives: a model package (the same argument) or an installed model
 ModelOpt = typer.Option(None, "--model", "-m", help="An installed model (astroclr models) "
                         "instead of a run directory or package.")
+
+
+def rich_escape(text: str) -> str:
+    """``text`` with what Rich would read as markup (``[method]``) escaped; Typer renders help
+    through Rich, which drops such a tag silently (rich.markup.escape, without importing it)."""
+    return re.sub(r"(\\*)(\[[a-z#/@][^[]*?])", lambda m: m.group(1) * 2 + "\\" + m.group(2), text)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(map(str, value))  # as --evaluators takes it
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if value != "" else '""'
+
+
+def key_help(key: str, extra: str = "", with_default: bool = True) -> str:
+    """The help of an option that sets the schema key ``key`` (``train.epochs``): the key's
+    description from the schema, ``extra`` (what only the command line adds), the key's name,
+    and its default unless the option shows a default of its own."""
+    text = HELP[key]
+    # a description that begins with a value (finetune, pretrained, auto) keeps its spelling
+    if not text.startswith(_shown(DEFAULTS[key])):
+        text = text[:1].upper() + text[1:]
+    text += f"; {extra}" if extra else ""
+    text += "" if text.endswith(".") else "."  # "auto, ddp, ..." ends a sentence as it is
+    text += f" Sets {key} (default {_shown(DEFAULTS[key])})." if with_default else f" Sets {key}."
+    return rich_escape(text)
+
+
+def schema_option(key: str, *names: str, extra: str = "", **kw: Any) -> Any:
+    """A Typer option setting the schema key ``key``, its help from the schema. The option's
+    default is None (the configuration's applies) unless given as ``default``."""
+    default = kw.pop("default", None)
+    return typer.Option(default, *names,
+                        help=key_help(key, extra, with_default=default is None), **kw)
+
+
 # Lightning's devices, for the commands that train or infer (run, embed, predict)
-AcceleratorOpt = typer.Option(None, help="Lightning accelerator: auto, cpu, gpu.")
-DevicesOpt = typer.Option(None, help="Lightning devices: a count, '0,1', or auto.")
-StrategyOpt = typer.Option(None, help="Lightning strategy: auto, ddp, ...")
-NodesOpt = typer.Option(None, "--num-nodes", help="Nodes of a distributed job.")
+AcceleratorOpt = schema_option("train.accelerator", "--accelerator")
+DevicesOpt = schema_option("train.devices", "--devices")
+StrategyOpt = schema_option("train.strategy", "--strategy")
+NodesOpt = schema_option("train.num_nodes", "--num-nodes")
 
 
 def err(message: str) -> None:

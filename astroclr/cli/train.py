@@ -18,43 +18,35 @@ from astroclr.cli.common import (
     StrategyOpt,
     app,
     friendly,
+    schema_option,
 )
 
 
 @app.command("run")
 @friendly
 def run_cmd(
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d",
-                                          help="Dataset plugin (default sdss: the embedded sample)."),
-    backbone: Optional[str] = typer.Option(None, "--backbone", "-b",
-                                           help="Backbone plugin, e.g. resnet18, smallcnn."),
-    method: Optional[str] = typer.Option(None, "--method", "-m",
-                                         help="Self-supervised method plugin: simclr (default), "
-                                              "moco, byol, vicreg, barlowtwins, dino."),
+    dataset: Optional[str] = schema_option("run.dataset", "--dataset", "-d"),
+    backbone: Optional[str] = schema_option("run.backbone", "--backbone", "-b"),
+    method: Optional[str] = schema_option("train.method", "--method", "-m"),
     config: Optional[Path] = ConfigOpt,
     preset: Optional[str] = PresetOpt,
     out: Optional[Path] = typer.Option(None, "--out", "-o",
                                        help="Run directory (default runs/<time>_<dataset>_<backbone>)."),
-    epochs: Optional[int] = typer.Option(None, help="Passes over the dataset."),
-    time_budget: Optional[str] = typer.Option(None, "--time-budget",
-                                              help="Wall-clock training budget, e.g. 8m, 1h; "
-                                                   "the schedule is fitted to it."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per batch."),
-    seed: Optional[int] = typer.Option(None,
-                                       help="Seed for weights, data order, augmentations, splits."),
+    epochs: Optional[int] = schema_option("train.epochs", "--epochs"),
+    time_budget: Optional[str] = schema_option("train.time_budget", "--time-budget"),
+    batch_size: Optional[int] = schema_option("train.batch_size", "--batch-size"),
+    seed: Optional[int] = schema_option("run.seed", "--seed"),
     accelerator: Optional[str] = AcceleratorOpt,
     devices: Optional[str] = DevicesOpt,
     strategy: Optional[str] = StrategyOpt,
     num_nodes: Optional[int] = NodesOpt,
-    evaluators: Optional[str] = typer.Option(None,
-                                             help="Comma-separated evaluators to run after training."),
+    evaluators: Optional[str] = schema_option("run.evaluators", "--evaluators",
+                                              extra="comma-separated"),
     sets: Optional[List[str]] = SetOpt,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
     resume: Optional[Path] = typer.Option(None, "--resume",
                                           help="Continue an interrupted run directory."),
-    logger: Optional[str] = typer.Option(None, "--logger",
-                                         help="Also log training to tensorboard or mlflow "
-                                              "(extras); logs/metrics.csv is always written."),
+    logger: Optional[str] = schema_option("train.logger", "--logger"),
     quiet: bool = QuietOpt,
 ) -> None:
     """Train a self-supervised method (SimCLR by default), embed every galaxy, evaluate, and
@@ -91,8 +83,8 @@ def evaluate_cmd(
 @app.command("config")
 @friendly
 def config_cmd(
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Dataset plugin."),
-    backbone: Optional[str] = typer.Option(None, "--backbone", "-b", help="Backbone plugin."),
+    dataset: Optional[str] = schema_option("run.dataset", "--dataset", "-d"),
+    backbone: Optional[str] = schema_option("run.backbone", "--backbone", "-b"),
     config: Optional[Path] = ConfigOpt,
     preset: Optional[str] = PresetOpt,
     sets: Optional[List[str]] = SetOpt,
@@ -115,7 +107,7 @@ def config_cmd(
 @friendly
 def prepare_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Directory of the prepared dataset."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Dataset plugin."),
+    dataset: Optional[str] = schema_option("run.dataset", "--dataset", "-d"),
     config: Optional[Path] = ConfigOpt,
     sets: Optional[List[str]] = SetOpt,
     workers: Optional[int] = typer.Option(None, help="Parallel workers (default: all cores)."),
