@@ -186,6 +186,8 @@ def catalog_columns(catalog: Any, skip: Sequence[str] = ()) -> list[str]:
 
 
 
+#: a FITS file's own names (a compressed one adds .gz or .fz: data/guards.py)
+FITS_SUFFIXES = (".fits", ".fit", ".fts")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
 

@@ -8,7 +8,7 @@ All three are written from the code itself, so they cannot drift from it:
 - ``config.md`` renders ``astroclr.config.RUN_PARAMS`` and ``TRAIN_PARAMS`` and the declared
   ``Param`` of every built-in dataset, backbone, method, augmentation and evaluator plugin;
 - ``schema_help.py`` holds the descriptions and defaults of the ``[run]``, ``[train]`` and
-  recipe fields (:mod:`astroclr.gen_schema_help`), which the command-line options show. It is
+  recipe fields (``docs/gen_schema_help.py``), which the command-line options show. It is
   written first, so that ``cli.md`` shows the help the new copy gives.
 
 Only the built-in plugins are documented (external ones are excluded with
@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="only check; exit 1 if stale")
     args = parser.parse_args(argv)
-    from astroclr import gen_schema_help  # not astroclr.cli: it imports the copy being written
+    import gen_schema_help  # beside this script; not astroclr.cli, which reads the copy written
 
     stale = []
     target = gen_schema_help.TARGET

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
+from astroclr.files import FITS_SUFFIXES
 from astroclr.plugin.specs import AstroclrError
 
 if TYPE_CHECKING:
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     from astroclr.data.galaxies import Galaxies
 
 CSV_SUFFIXES = (".csv",)
-FITS_SUFFIXES = (".fits", ".fit", ".fts")
 
 
 def read_table_file(path: str | Path) -> "Table":

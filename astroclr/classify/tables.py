@@ -18,12 +18,11 @@ from typing import Any, Callable, Mapping, Sequence, Union
 
 import numpy as np
 
-from astroclr.files import PARQUET_SUFFIXES, atomic_path, write_fits_rows
+from astroclr.files import FITS_SUFFIXES, PARQUET_SUFFIXES, atomic_path, write_fits_rows
 from astroclr.plugin.specs import AstroclrError
 
 #: rows built and written at a time
 CHUNK_ROWS = 65536
-FITS_SUFFIXES = (".fits", ".fit", ".fts")
 
 Column = Union[np.ndarray, Any, Callable[[int, int], np.ndarray]]
 

@@ -19,18 +19,19 @@ import warnings
 from pathlib import Path
 from typing import Iterator
 
+from astroclr.files import FITS_SUFFIXES
 from astroclr.plugin.specs import AstroclrError
 
 #: the most pixels one HDU (or composite) may declare: 2**28 (1 GiB of float32)
 MAX_PIXELS = 2 ** 28
 COMPRESSED_SUFFIXES = (".gz", ".fz", ".bz2", ".zip")
-#: the names a FITS cutout may have (plain or compressed)
-FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fz")
+#: the names a FITS cutout may have: plain, gzipped, or any fpack-compressed file
+FITS_NAMES = (*FITS_SUFFIXES, ".fits.gz", ".fit.gz", ".fz")
 
 
 def is_fits(path: Path) -> bool:
     name = path.name.lower()
-    return any(name.endswith(s) for s in FITS_SUFFIXES)
+    return name.endswith(FITS_NAMES)
 
 
 @contextlib.contextmanager
