@@ -47,6 +47,8 @@ def embed_images(module: torch.nn.Module, images: np.ndarray, batch_size: int = 
         for a in range(0, len(images), batch_size):
             b = min(a + batch_size, len(images))
             x = torch.from_numpy(np.array(images[a:b], dtype=np.float32))  # mmaps are read-only
+            if device.type == "cuda":  # a pinned batch copies asynchronously; a pageable one not
+                x = x.pin_memory()
             x = x.to(device, non_blocking=device.type == "cuda")
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
