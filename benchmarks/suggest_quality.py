@@ -147,14 +147,19 @@ def paired(per_seed: list[dict[str, Any]], regime: str, a: str, b: str) -> dict[
 
 
 def figure(result: dict[str, Any], path: str) -> None:
+    """Balanced accuracy against N for each regime measured (a cold-only run draws no empty
+    warm panel), and the paired differences with their standard errors: the curves' spreads
+    over splits overlap where the paired differences do not."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     per_seed = result["per_seed"]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), squeeze=False)
-    for ax, regime in zip(axes[0], ("cold", "warm")):
+    regimes = [r for r in ("cold", "warm") if per_seed[0][r]]
+    fig, axes = plt.subplots(1, len(regimes) + 1, figsize=(5 * (len(regimes) + 1), 4),
+                             squeeze=False)
+    for ax, regime in zip(axes[0], regimes):
         for curve in per_seed[0][regime]:
             ns = list(per_seed[0][regime][curve])
             vals = np.array([[s[regime][curve][n] for n in ns] for s in per_seed])
@@ -164,6 +169,17 @@ def figure(result: dict[str, Any], path: str) -> None:
         ax.set_ylabel("balanced accuracy (test set)")
         ax.set_title(f"{regime} start, {len(per_seed)} seeds (mean ± std)")
         ax.legend(fontsize=7)
+    ax = axes[0][-1]
+    for name, rows in result["paired"].items():
+        ns = list(rows)
+        mean = np.array([rows[n]["mean"] for n in ns]) * 100
+        se = np.array([rows[n]["std"] / np.sqrt(rows[n]["seeds"]) for n in ns]) * 100
+        ax.errorbar([int(n) for n in ns], mean, yerr=se, marker="o", capsize=3, label=name)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xlabel("labelled galaxies N")
+    ax.set_ylabel("paired difference (points)")
+    ax.set_title("suggest − other, same split (mean ± s.e.)")
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
