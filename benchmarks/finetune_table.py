@@ -10,6 +10,10 @@ is written; the per-split numbers go to ``--json``. Used for docs/quality.md::
         --variant scratch init=scratch --json finetune_table.json
 
 A variant is ``NAME KEY=VALUE ...`` (fields of ``astroclr.api.Recipe``; values parsed as TOML).
+``--unlabelled-set KEY=VALUE`` (repeatable, dataset keys, e.g. ``dataset.pool="gz2"``) loads the
+run's dataset with those settings for the fine-tuning: its extra galaxies must come after the
+run's own, in order, and join the unlabelled ones (never labelled, never tested; the splits are
+the run's, checked by their digests in ``--json``).
 Training is the expensive part (about a minute per fit on a 2-core CPU at the default recipe);
 the fits run one after another, one heavy job at a time.
 """
@@ -34,6 +38,33 @@ def parse_value(text: str):
         return text
 
 
+def with_unlabelled(context, run: Path, sets: list[str], registry):
+    """``context`` over the run's dataset loaded with ``sets``: the run's galaxies first (the
+    splits only ever draw labelled ones), then the extra ones, unlabelled."""
+    import dataclasses
+
+    import astroclr.config as cfgmod
+    from astroclr.runs.build import load_dataset
+    from astroclr.runs.rundir import open_run
+
+    raw = dict(open_run(run).config)
+    for assignment in sets:
+        raw = cfgmod.merge(raw, cfgmod.parse_set(assignment))
+    galaxies = load_dataset(registry, cfgmod.resolve(raw, registry))
+    own = len(context.galaxies)
+    if not np.array_equal(np.asarray(galaxies.ids[:own]), np.asarray(context.galaxies.ids)):
+        raise SystemExit(f"--unlabelled-set {' '.join(sets)}: the run's galaxies are not the "
+                         f"first {own} of that dataset, in order")
+    labels = galaxies.labels(context.label_column)
+    if (labels[own:] >= 0).any():
+        raise SystemExit(f"--unlabelled-set {' '.join(sets)}: the extra galaxies carry labels")
+    reps = np.zeros((len(galaxies), context.representations.shape[1]), dtype=np.float32)
+    reps[:own] = context.representations  # the extra rows are never labelled nor tested
+    print(f"unlabelled: {len(galaxies) - own} extra galaxies ({' '.join(sets)})", flush=True)
+    return dataclasses.replace(context, galaxies=galaxies, representations=reps, _splits={},
+                               _baselines={})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", type=Path)
@@ -43,6 +74,8 @@ def main() -> None:
                         metavar="NAME [KEY=VALUE ...]")
     parser.add_argument("--baseline", default="scratch", help="variant the others are paired with")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--unlabelled-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="dataset settings adding unlabelled galaxies after the run's own")
     args = parser.parse_args()
 
     from astroclr.evaluate.context import run_evaluators
@@ -52,6 +85,8 @@ def main() -> None:
     seeds = ",".join(map(str, args.seeds))
     context = open_evaluation(args.run, [f"run.eval_seeds=[{seeds}]"])
     registry = get_registry()
+    if args.unlabelled_set:
+        context = with_unlabelled(context, args.run, args.unlabelled_set, registry)
     results: dict[str, dict] = {}
     for name, *fields in args.variant:
         recipe = {k: parse_value(v) for k, v in (f.split("=", 1) for f in fields)}
@@ -61,7 +96,8 @@ def main() -> None:
         m = res["finetune"].metrics
         per = {n: [r["balanced_accuracy"] for r in by["per_seed"]]
                for n, by in m["models"]["finetune"]["by_size"].items()}
-        results[name] = {"recipe": recipe, "balanced_accuracy": per,
+        results[name] = {"recipe": recipe, "unlabelled_set": args.unlabelled_set,
+                         "balanced_accuracy": per,
                          "seconds": round(time.perf_counter() - start, 1),
                          "steps": m.get("steps"), "splits": m["splits"]}
         print(f"{name}: {time.perf_counter() - start:.0f} s "
