@@ -114,6 +114,26 @@ def test_run_json_metrics_and_report_name_the_method(dino_run):
     assert "| method | dino |" in (dino_run.dir / "report.md").read_text()
 
 
+def test_every_builtin_method_has_its_name_for_the_report(registry):
+    from astroclr.evaluate.context import method_title
+
+    titles = {name: method_title(registry.get("method", name))
+              for name in ("simclr", "moco", "byol", "vicreg", "barlowtwins", "dino")}
+    assert titles == {"simclr": "SimCLR", "moco": "MoCo v2", "byol": "BYOL", "vicreg": "VICReg",
+                      "barlowtwins": "Barlow Twins", "dino": "DINO"}
+
+
+def test_a_runs_evaluators_name_their_rows_after_its_method(dino_run, registry):
+    from astroclr.evaluate.context import run_evaluators
+    from astroclr.session.runner import open_evaluation
+
+    context = open_evaluation(dino_run.dir, ["run.eval_seeds=[0]", "run.train_sizes=[20]"])
+    assert context.method_title == "DINO"
+    knn = run_evaluators(registry, ["knn"], {}, context)["knn"]
+    assert knn.metrics["models"]["knn"]["label"].startswith("DINO kNN")
+    assert "SimCLR" not in knn.markdown
+
+
 def test_load_embeds_with_the_kept_encoder(dino_run):
     from astroclr_sdss.sample import load_raw_sample
 

@@ -41,7 +41,9 @@ class EvalContext:
     - ``augment``: the run's augmentation pipeline (for a supervised baseline), or None;
     - ``trained_encoder``: a fresh copy of the run's trained encoder (images -> representation),
       for evaluators that fine-tune it; None outside a run;
-    - ``results``: results of the evaluators that ran before this one, by name.
+    - ``results``: results of the evaluators that ran before this one, by name;
+    - ``method_title``: what the report calls the method that made ``representations``
+      (a run's: its method spec's name, e.g. ``"DINO"``; see :func:`method_title`).
 
     In a unit test, build one from arrays: ``EvalContext(Galaxies.from_arrays(images, survey,
     ids, labels), representations, tmp_path / "figures", seeds=(0, 1))``.
@@ -60,6 +62,7 @@ class EvalContext:
     device: str = "cpu"
     trained_encoder: Callable[[], Any] | None = None
     config: Mapping[str, Any] = field(default_factory=dict)
+    method_title: str = "SimCLR"
     results: dict[str, "EvalResult"] = field(default_factory=dict)
     _splits: dict[tuple[str, int], Split] = field(default_factory=dict, repr=False)
     _baselines: dict[Any, tuple[np.ndarray, dict[str, Any]]] = field(default_factory=dict,
@@ -261,3 +264,10 @@ def check_targets(registry: "Registry", evaluators: Sequence[str],
         if spec.target == "value" and kind not in "iuf":
             raise AstroclrError(f"evaluator {name!r} needs numeric values, but {where} = "
                                 f"{column!r} holds {galaxies.catalog[column].dtype} values")
+
+
+def method_title(spec: Any) -> str:
+    """A method spec's name for the report's rows: its description's part before the colon
+    (``"DINO: self-distillation ..."`` → ``"DINO"``), else its registered name."""
+    head, sep, _ = str(spec.description).partition(":")
+    return head.strip() if sep and head.strip() else str(spec.name)

@@ -207,7 +207,7 @@ def evaluation_context(registry: "Registry", cfg: "Config", rundir: RunDir,
                        pipeline: Any) -> "EvalContext":
     """The context every evaluator of a run gets: its galaxies, representations, splits,
     a fresh backbone of its kind, its trained encoder and augmentations."""
-    from astroclr.evaluate.context import EvalContext
+    from astroclr.evaluate.context import EvalContext, method_title
 
     device = cfg.train.device
 
@@ -231,7 +231,8 @@ def evaluation_context(registry: "Registry", cfg: "Config", rundir: RunDir,
                        seeds=r.eval_seeds, train_sizes=r.train_sizes,
                        test_fraction=r.test_fraction, build_backbone=fresh_backbone,
                        embed_with=embed_with, augment=pipeline, device=device,
-                       config=cfg.tables(), trained_encoder=trained_encoder)
+                       config=cfg.tables(), trained_encoder=trained_encoder,
+                       method_title=method_title(registry.get("method", cfg.train.method)))
 
 
 def _evaluate(registry: "Registry", cfg: "Config", rundir: RunDir, galaxies: "Galaxies",

@@ -74,5 +74,5 @@ def evaluate(context: "EvalContext", sizes: Sequence[int] = (), epochs: int = _R
              + (f"with the run's augmentations ({', '.join(names)})" if names else
                 "with the run's augmentations" if aug else "without augmentation")
              + f". Wall-clock of all its training: {total:.1f} s on {context.device} "
-             f"(not included in the SimCLR training time).")
+             f"(not included in the {context.method_title} training time).")
     return EvalResult(metrics=metrics, markdown=markdown_section(metrics, intro))

@@ -61,7 +61,7 @@ def evaluate(context: "EvalContext", k: int = 20, weights: str = "distance") -> 
                          task.classes, k, weights)
 
     metrics = evaluate_classifiers(context, "knn", {"knn": model},
-                                   {"knn": f"SimCLR kNN (k={k}, cosine)"})
+                                   {"knn": f"{context.method_title} kNN (k={k}, cosine)"})
     metrics["k"] = int(k)
     metrics["weights"] = weights
     intro = (f"k-nearest-neighbour classifier on the representations: cosine similarity, "

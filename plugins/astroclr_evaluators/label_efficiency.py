@@ -6,8 +6,8 @@ It trains nothing: it reads the results of the classifier evaluators (``probe``,
 them wherever it stands in ``run.evaluators``.
 
 The label-efficiency ratio: the best baseline (``cnn`` if it ran, else ``pca``) reaches some
-score at its largest N; the smallest N at which a SimCLR probe model reaches that score
-gives "the SimCLR probe needs X× fewer labels".
+score at its largest N; the smallest N at which a ``probe`` model (the run's representation)
+reaches that score gives "the probe needs X× fewer labels".
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def label_ratio(found: Mapping[str, Mapping[str, Any]], metric: str) -> dict[str
     if best_label is None:
         return {"ratio": None, "statement": f"No label-efficiency ratio: the {base_name} "
                 f"baseline has no {title} value."}
-    # the smallest N at which any SimCLR probe model reaches it
+    # the smallest N at which any probe model reaches it
     hit_label, hit_n = None, None
     for label, c in simclr.items():
         for n, v in zip(c["sizes"], c["mean"]):
@@ -121,7 +121,7 @@ def label_ratio(found: Mapping[str, Mapping[str, Any]], metric: str) -> dict[str
         best = max(v for c in simclr.values() for v in c["mean"] if _ok(v)) if any(
             _ok(v) for c in simclr.values() for v in c["mean"]) else math.nan
         return {**info, "ratio": None, "simclr": None, "simclr_n": None, "statement": (
-            f"No label-efficiency ratio: the SimCLR probe does not reach the {best_label} "
+            f"No label-efficiency ratio: the representation's probe does not reach the {best_label} "
             f"{title} of {fmt(target)} (N = {base_n}) at any N up to {largest} "
             f"(its best: {fmt(best)}).")}
     ratio = base_n / hit_n

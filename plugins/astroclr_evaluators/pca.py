@@ -84,5 +84,5 @@ def evaluate(context: "EvalContext", models: Sequence[str] = tuple(MODELS.defaul
              + ("galaxies outside the test set (training pool and unlabelled)"
                 if fit_on == "pool" else "the N training galaxies only")
              + f", never on test images; mean explained variance {explained:.3f}. "
-             f"Then the same probe as for the SimCLR representations.")
+             f"Then the same probe as for the {context.method_title} representations.")
     return EvalResult(metrics=metrics, markdown=markdown_section(metrics, intro))

@@ -1,4 +1,4 @@
-"""``probe``: how well do frozen SimCLR representations classify galaxies?
+"""``probe``: how well do the frozen representations classify galaxies?
 
 The reference work's headline number: a fully connected network trained on the
 representations of labelled galaxies. Here both an MLP and a linear (logistic) model, each
@@ -23,10 +23,10 @@ def evaluate(context: "EvalContext", models: Sequence[str] = tuple(MODELS.defaul
     from astroclr.api import EvalResult
 
     features = checked_features(context.representations, context, "probe")
-    built, labels = feature_models(features, models, "SimCLR probe", hidden=hidden,
+    built, labels = feature_models(features, models, f"{context.method_title} probe", hidden=hidden,
                                    max_iter=max_iter)
     metrics = evaluate_classifiers(context, "probe", built, labels)
     metrics["feature_dim"] = int(features.shape[1])
-    intro = (f"Classifiers trained on the frozen SimCLR representations "
+    intro = (f"Classifiers trained on the frozen {context.method_title} representations "
              f"({features.shape[1]} dimensions), standardised on the training galaxies only.")
     return EvalResult(metrics=metrics, markdown=markdown_section(metrics, intro))

@@ -20,7 +20,8 @@ from astroclr.api import AstroclrError, checked_features, fmt, mean_std
 if TYPE_CHECKING:
     from astroclr.api import EvalContext, EvalResult
 
-LABELS = {"representation": "SimCLR representation", "pca": "PCA of the pixels",
+#: the representation's row is named after the run's method (``EvalContext.method_title``)
+LABELS = {"pca": "PCA of the pixels",
           "untrained": "untrained network", "random": "random neighbours"}
 
 
@@ -85,7 +86,9 @@ def evaluate(context: "EvalContext", k: Sequence[int] = (1, 10, 50),
             per["random"].setdefault(kk, []).append(chance(labels, queries))
     models = {}
     for name, by_k in per.items():
-        models[name] = {"label": LABELS.get(name, name), "by_k": {}}
+        label = (f"{context.method_title} representation" if name == "representation"
+                 else LABELS.get(name, name))
+        models[name] = {"label": label, "by_k": {}}
         for kk, values in by_k.items():
             m, s = mean_std(values)
             models[name]["by_k"][str(kk)] = {"mean": m, "std": s}
