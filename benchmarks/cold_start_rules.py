@@ -71,17 +71,24 @@ def coarse(x: np.ndarray, n: int, seed: int, k: int, power: float) -> np.ndarray
 
 
 def rules() -> dict:
-    from astroclr.classify.suggest import density
+    """Each rule maps (the pool's representations, n, seed) to positions of its picks."""
+    from astroclr.classify.suggest import cold_rows, density, unit
+
+    def on_sphere(rule):  # suggest's geometry, as cold_rows computes it
+        return lambda reps, n, s: rule(unit(reps), n, s)
 
     return {
-        "default": lambda x, n, s: by_weight(x, n, s, density(x)),
-        "kmeans": lambda x, n, s: by_weight(x, n, s, np.ones(len(x))),
-        "typiclust": typiclust,
-        "invdens": lambda x, n, s: by_weight(x, n, s, density(x) ** -0.5),
-        "invdens2": lambda x, n, s: by_weight(x, n, s, 1.0 / density(x)),
-        **{f"coarse{k}": (lambda k: lambda x, n, s: coarse(x, n, s, k, 0.0))(k) for k in (2, 4, 8)},
-        **{f"coarse{k}sqrt": (lambda k: lambda x, n, s: coarse(x, n, s, k, 0.5))(k)
-           for k in (8, 16)},
+        "default": lambda reps, n, s: cold_rows(reps, n, s)[0],  # suggest's own, not a copy
+        **{name: on_sphere(rule) for name, rule in {
+            "kmeans": lambda x, n, s: by_weight(x, n, s, np.ones(len(x))),
+            "typiclust": typiclust,
+            "invdens": lambda x, n, s: by_weight(x, n, s, density(x) ** -0.5),
+            "invdens2": lambda x, n, s: by_weight(x, n, s, 1.0 / density(x)),
+            **{f"coarse{k}": (lambda k: lambda x, n, s: coarse(x, n, s, k, 0.0))(k)
+               for k in (2, 4, 8)},
+            **{f"coarse{k}sqrt": (lambda k: lambda x, n, s: coarse(x, n, s, k, 0.5))(k)
+               for k in (8, 16)},
+        }.items()},
     }
 
 
@@ -95,7 +102,6 @@ def main() -> None:
 
     import astroclr.config as cfgmod
     from astroclr.api import make_split
-    from astroclr.classify.suggest import unit
     from astroclr.plugin.registry import get_registry
     from astroclr.runs.rundir import open_run
 
@@ -112,9 +118,8 @@ def main() -> None:
     for seed in args.seeds:
         split = make_split(labels, seed, 0.25)
         pool, test = np.sort(split.train_pool), np.sort(split.test)
-        x = unit(reps[pool])
         picks = {"random": stratified(pool, labels, args.n, seed)}
-        picks.update({name: pool[rule(x, args.n, seed)] for name, rule in chosen_rules.items()})
+        picks.update({name: pool[rule(reps[pool], args.n, seed)] for name, rule in chosen_rules.items()})
         for name, rows in picks.items():
             scores[name].append(probe_score(reps, labels, rows, test, classes, seed))
             rare[name].append(float(np.mean(labels[rows] == minority)))
