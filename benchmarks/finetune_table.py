@@ -16,6 +16,11 @@ run's own, in order, and join the unlabelled ones (never labelled, never tested;
 the run's, checked by their digests in ``--json``).
 Training is the expensive part (about a minute per fit on a 2-core CPU at the default recipe);
 the fits run one after another, one heavy job at a time.
+
+``--baseline-from JSON`` takes the baseline variant's per-split results from an earlier
+``--json`` instead of fitting it again (the ``scratch`` fits do not depend on the run's encoder,
+only on its splits and recipe): refused unless every split and label count has the same test
+and training galaxies (digests) as this run's.
 """
 
 from __future__ import annotations
@@ -65,6 +70,31 @@ def with_unlabelled(context, run: Path, sets: list[str], registry):
                                _baselines={})
 
 
+def stored_baseline(path: Path, name: str, context, seeds: list[int], sizes: list[int]) -> dict:
+    """Variant ``name`` of an earlier ``--json``, checked to have fitted exactly this run's
+    splits: the same test and training galaxies for every seed and label count."""
+    from astroclr.files import ids_digest
+
+    stored = json.loads(path.read_text()).get(name)
+    if stored is None:
+        raise SystemExit(f"--baseline-from {path}: no variant {name!r} in it")
+    ids = np.asarray(context.galaxies.ids)
+    for seed in seeds:
+        split = context.split(seed)
+        info = stored["splits"].get(str(seed))
+        if info is None or info["test_sha1"] != ids_digest(ids[split.test]):
+            raise SystemExit(f"--baseline-from {path}: split {seed} is not this run's")
+        for n in sizes:
+            if info["train_sha1"].get(str(n)) != ids_digest(ids[split.train(n)]):
+                raise SystemExit(f"--baseline-from {path}: split {seed}, N={n} has other "
+                                 "training galaxies than this run's (or was not fitted)")
+    order = list(stored["splits"])  # per-split lists follow the stored splits' order
+    per = {str(n): [stored["balanced_accuracy"][str(n)][order.index(str(s))] for s in seeds]
+           for n in sizes}
+    print(f"{name}: from {path} (splits checked)", flush=True)
+    return {**stored, "balanced_accuracy": per, "from": str(path)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", type=Path)
@@ -73,6 +103,8 @@ def main() -> None:
     parser.add_argument("--variant", nargs="+", action="append", required=True,
                         metavar="NAME [KEY=VALUE ...]")
     parser.add_argument("--baseline", default="scratch", help="variant the others are paired with")
+    parser.add_argument("--baseline-from", type=Path, metavar="JSON",
+                        help="the baseline's results from an earlier --json (same splits)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--unlabelled-set", action="append", default=[], metavar="KEY=VALUE",
                         help="dataset settings adding unlabelled galaxies after the run's own")
@@ -88,6 +120,9 @@ def main() -> None:
     if args.unlabelled_set:
         context = with_unlabelled(context, args.run, args.unlabelled_set, registry)
     results: dict[str, dict] = {}
+    if args.baseline_from:
+        results[args.baseline] = stored_baseline(args.baseline_from, args.baseline, context,
+                                                 args.seeds, args.sizes)
     for name, *fields in args.variant:
         recipe = {k: parse_value(v) for k, v in (f.split("=", 1) for f in fields)}
         start = time.perf_counter()
