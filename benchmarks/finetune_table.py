@@ -73,19 +73,17 @@ def with_unlabelled(context, run: Path, sets: list[str], registry):
 def stored_baseline(path: Path, name: str, context, seeds: list[int], sizes: list[int]) -> dict:
     """Variant ``name`` of an earlier ``--json``, checked to have fitted exactly this run's
     splits: the same test and training galaxies for every seed and label count."""
-    from astroclr.files import ids_digest
-
     stored = json.loads(path.read_text()).get(name)
     if stored is None:
         raise SystemExit(f"--baseline-from {path}: no variant {name!r} in it")
     ids = np.asarray(context.galaxies.ids)
     for seed in seeds:
         split = context.split(seed)
-        info = stored["splits"].get(str(seed))
-        if info is None or info["test_sha1"] != ids_digest(ids[split.test]):
+        info, ours = stored["splits"].get(str(seed)), split.digests(ids, sizes)
+        if info is None or info["test_sha1"] != ours["test_sha1"]:
             raise SystemExit(f"--baseline-from {path}: split {seed} is not this run's")
         for n in sizes:
-            if info["train_sha1"].get(str(n)) != ids_digest(ids[split.train(n)]):
+            if info["train_sha1"].get(str(n)) != ours["train_sha1"][str(n)]:
                 raise SystemExit(f"--baseline-from {path}: split {seed}, N={n} has other "
                                  "training galaxies than this run's (or was not fitted)")
     order = list(stored["splits"])  # per-split lists follow the stored splits' order

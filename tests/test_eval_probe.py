@@ -227,6 +227,9 @@ def test_probe_pca_untrained_see_identical_splits(tmp_path, registry):
     assert digests[0] == digests[1] == digests[2]
     assert digests[0]["1"]["test_sha1"] == ids_digest(g.ids[ctx.split(1).test])
     assert digests[0]["0"]["test_sha1"] != digests[0]["1"]["test_sha1"]
+    trained = digests[0]["1"]["train_sha1"]
+    assert len(trained) == 3
+    assert all(v == ids_digest(g.ids[ctx.split(1).train(int(n))]) for n, v in trained.items())
 
 
 def test_ids_digest_names_a_set_as_every_earlier_metrics_json_did():

@@ -58,7 +58,6 @@ from astroclr.evaluate.metrics import (
     classification_metrics,
     mean_std,
 )
-from astroclr.files import ids_digest
 from astroclr.plugin.specs import AstroclrError
 
 if TYPE_CHECKING:
@@ -203,11 +202,7 @@ def evaluate_classifiers(
         m: {"label": labels_of_models.get(m, m), "by_size": {}} for m in models}
     split_info: dict[str, Any] = {}
     for split in splits:
-        info = {"test_sha1": ids_digest(ids[split.test]), "n_test": int(len(split.test)),
-                "train_sha1": {}}
-        for n in sizes:
-            info["train_sha1"][str(n)] = ids_digest(ids[split.train(n)])
-        split_info[str(split.seed)] = info
+        split_info[str(split.seed)] = {**split.digests(ids, sizes), "n_test": int(len(split.test))}
 
     runs = [(model_name, n, Task(split.seed, split, split.train(n), split.test, classes, labels))
             for model_name in models for n in sizes for split in splits]

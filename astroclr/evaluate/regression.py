@@ -23,7 +23,6 @@ import numpy as np
 
 from astroclr.evaluate.metrics import REGRESSION_METRICS, aggregate_regression, mean_std, regression_metrics
 from astroclr.evaluate.parallel import blas_threads
-from astroclr.files import ids_digest
 from astroclr.plugin.specs import AstroclrError
 
 if TYPE_CHECKING:
@@ -116,9 +115,7 @@ def evaluate_regressors(context: "EvalContext", evaluator: str, column: str,
         "sizes": [int(n) for n in sizes],
         "n_labelled": int(np.isfinite(values).sum()),
         "n_test": int(len(splits[0].test)),
-        "splits": {str(s.seed): {"test_sha1": ids_digest(ids[s.test]),
-                                 "train_sha1": {str(n): ids_digest(ids[s.train(n)])
-                                                for n in sizes}} for s in splits},
+        "splits": {str(s.seed): s.digests(ids, sizes) for s in splits},
         "mean_baseline": {"mean": {m: mean_std([b[m] for b in baseline])[0]
                                    for m in REGRESSION_METRICS},
                           "std": {m: mean_std([b[m] for b in baseline])[1]

@@ -11,6 +11,7 @@ permutation of the pool.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -31,6 +32,16 @@ class Split:
     def train(self, n: int) -> np.ndarray:
         """The first ``n`` galaxies of the training pool (capped at its size)."""
         return self.train_pool[: min(int(n), len(self.train_pool))]
+
+    def digests(self, ids: np.ndarray, sizes: "Iterable[int]") -> dict[str, Any]:
+        """The split's record in ``metrics.json``: which galaxies it tested and trained on at
+        each N, as digests of their ids (``{"test_sha1": ..., "train_sha1": {"N": ...}}``).
+        Equal records mean two runs, methods or benchmark files fitted the same galaxies."""
+        from astroclr.files import ids_digest
+
+        ids = np.asarray(ids)
+        return {"test_sha1": ids_digest(ids[self.test]),
+                "train_sha1": {str(int(n)): ids_digest(ids[self.train(n)]) for n in sizes}}
 
 
 def target_kind(values: np.ndarray) -> str:
