@@ -52,9 +52,7 @@ def with_unlabelled(context, run: Path, sets: list[str], registry):
     from astroclr.runs.build import load_dataset
     from astroclr.runs.rundir import open_run
 
-    raw = dict(open_run(run).config)
-    for assignment in sets:
-        raw = cfgmod.merge(raw, cfgmod.parse_set(assignment))
+    raw = cfgmod.assemble_config(open_run(run).config, sets)
     galaxies = load_dataset(registry, cfgmod.resolve(raw, registry))
     own = len(context.galaxies)
     if not np.array_equal(np.asarray(galaxies.ids[:own]), np.asarray(context.galaxies.ids)):

@@ -128,6 +128,7 @@ def test_a_runs_evaluators_name_their_rows_after_its_method(dino_run, registry):
     from astroclr.session.runner import open_evaluation
 
     context = open_evaluation(dino_run.dir, ["run.eval_seeds=[0]", "run.train_sizes=[20]"])
+    assert list(context.seeds) == [0]  # the assignments apply over the run's own config
     assert context.method_title == "DINO"
     knn = run_evaluators(registry, ["knn"], {}, context)["knn"]
     assert knn.metrics["models"]["knn"]["label"].startswith("DINO kNN")

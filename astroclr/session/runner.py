@@ -329,10 +329,7 @@ def open_evaluation(run_dir: str | Path, sets: Sequence[str] = ()) -> "EvalConte
 
     registry = get_registry()
     existing = open_run(run_dir)
-    raw = dict(existing.config)
-    for assignment in sets:
-        raw = cfgmod.merge(raw, cfgmod.parse_set(assignment))
-    cfg = cfgmod.resolve(raw, registry)
+    cfg = cfgmod.resolve(cfgmod.assemble_config(existing.config, sets), registry)
     ids, representations = existing.rundir.embedding_arrays()
     galaxies = load_dataset(registry, cfg)
     if not same_ids(ids, galaxies.ids):
