@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from astroclr import hookimpl
+from astroclr.plugin import hookspecs
 from astroclr.plugin.registry import PluginError, Registry
 from astroclr.plugin.specs import BackboneSpec, Param
 
@@ -50,38 +51,16 @@ GOOD = """
     def astroclr_backbones():
         yield BackboneSpec("tinynet", "a one-layer test backbone", build)
 """
+
+
+def hook_example(hook) -> str:
+    """The example in a hook spec's docstring (after its ``::``): what a plugin author copies,
+    installed and run below as it stands there."""
+    return textwrap.dedent(hook.__doc__.split("::\n", 1)[1])
+
+
 # The example of the astroclr_methods hook: SimSiam from lightly's parts.
-SIMSIAM = """
-    from astroclr.api import MethodSpec, Param, hookimpl
-
-    def build(encoder, hidden_dim, output_dim, weight: float):
-        import torch
-        from lightly.loss import NegativeCosineSimilarity
-        from lightly.models.modules import SimSiamPredictionHead, SimSiamProjectionHead
-
-        from astroclr.api import Method
-
-        class SimSiam(Method):
-            def __init__(self):
-                super().__init__()
-                width = encoder.representation.out_features
-                self.head = SimSiamProjectionHead(width, hidden_dim, output_dim)
-                self.predictor = SimSiamPredictionHead(output_dim, hidden_dim, output_dim)
-                self.criterion = NegativeCosineSimilarity()
-
-            def training_loss(self, views, encoder, step):  # views: two (B, C, H, W)
-                z = self.head(encoder(torch.cat(views)))
-                p1, p2 = self.predictor(z).chunk(2)
-                z1, z2 = z.detach().chunk(2)
-                return weight * (self.criterion(p1, z2) + self.criterion(p2, z1)) / 2
-
-        return SimSiam()
-
-    @hookimpl
-    def astroclr_methods():
-        yield MethodSpec("simsiam", "SimSiam: stop-gradient, no negatives", build,
-                         params=(Param("weight", float, 1.0, "loss scale", low=0.0),))
-"""
+SIMSIAM = hook_example(hookspecs.astroclr_methods)
 BROKEN = "raise ImportError('this plugin needs a library that is not installed')\n"
 MISSPELLED = """
     from astroclr import hookimpl
