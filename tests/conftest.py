@@ -8,8 +8,13 @@ import tempfile
 import numpy as np
 import pytest
 
-# Two cores on CI: keep torch from oversubscribing them when pytest runs.
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+# Two cores on CI: keep torch from oversubscribing them when pytest runs. Under pytest-xdist
+# each worker is one of the processes sharing the cores: one thread each (the controller's
+# setting is inherited, so a worker overrides it).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+else:
+    os.environ.setdefault("OMP_NUM_THREADS", "2")
 # Probe fits in this process: worker start-up would outweigh the tests' tiny fits
 # (test_eval_probe checks the worker path gives the same numbers).
 os.environ.setdefault("ASTROCLR_EVAL_JOBS", "1")
