@@ -270,6 +270,20 @@ def test_montage_draws_a_query_and_its_neighbours(tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
+def test_an_id_with_control_characters_is_drawn_escaped_without_a_font_warning(tmp_path):
+    import warnings
+
+    from astroclr.evaluate.montage import Panel, draw_montage, printable
+
+    assert printable("a\x00b\tc") == "a\\x00b\\tc"
+    assert printable("NGC 4414 ∼ é") == "NGC 4414 ∼ é"  # printable text is kept as it is
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns of each glyph a font lacks
+        path = draw_montage([[Panel("a\x00b", lead=True), Panel("x\x1by")]], tmp_path / "m.png",
+                            "query a\x00b")
+    assert path.is_file()
+
+
 def test_similar_evaluator(tmp_path, registry):
     g = make_galaxies(n=60, n_classes=3)
     ctx = EvalContext(g, informative(g, strength=6.0), tmp_path / "figures")

@@ -33,6 +33,14 @@ class Panel:
     lead: bool = False
 
 
+def printable(text: str) -> str:
+    """``text`` with each character that is not printable written as its escape (``a\\x00b``):
+    an id is data, and a control character in a figure's title is drawn as a missing glyph,
+    with a warning from matplotlib for each one."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
 def to_rgb(image: np.ndarray) -> np.ndarray:
     """A displayable (H, W, 3) image from (C, H, W) of any number of bands; or (N, H, W, 3)
     from a batch (N, C, H, W), stretched image by image as if one at a time.
@@ -90,10 +98,10 @@ def draw_montage(blocks: Sequence[Sequence[Panel]], path: str | Path, title: str
                 ax.text(0.5, 0.5, "image not\navailable", ha="center", va="center", fontsize=8)
             else:
                 ax.imshow(to_rgb(np.asarray(panel.image)), origin="lower")
-            label = "\n".join(line[:LABEL_WIDTH] for line in panel.label.split("\n"))
+            label = "\n".join(printable(line)[:LABEL_WIDTH] for line in panel.label.split("\n"))
             ax.set_title(label, fontsize=7, color="darkred" if panel.lead else "black")
         r0 += nrows
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle("\n".join(printable(line) for line in title.split("\n")), fontsize=9)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
