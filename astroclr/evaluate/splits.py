@@ -33,7 +33,7 @@ class Split:
         """The first ``n`` galaxies of the training pool (capped at its size)."""
         return self.train_pool[: min(int(n), len(self.train_pool))]
 
-    def digests(self, ids: np.ndarray, sizes: "Iterable[int]") -> dict[str, Any]:
+    def digests(self, ids: np.ndarray, sizes: Iterable[int]) -> dict[str, Any]:
         """The split's record in ``metrics.json``: which galaxies it tested and trained on at
         each N, as digests of their ids (``{"test_sha1": ..., "train_sha1": {"N": ...}}``).
         Equal records mean two runs, methods or benchmark files fitted the same galaxies."""
