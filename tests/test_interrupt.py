@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 EPOCHS, BATCH, LIMIT = 40, 16, 128  # 320 steps: far more than a test waits for
@@ -81,3 +82,30 @@ def test_sigterm_leaves_a_checkpoint_and_exits_143(tmp_path):
     """SIGTERM is what a batch scheduler sends before it kills a job; Lightning handles it too."""
     out = tmp_path / "run"
     _check_interrupted(out, *_signalled(out, signal.SIGTERM), signal.SIGTERM, 143)
+
+
+def test_a_sigterm_after_the_batch_hooks_still_checkpoints_at_the_next_batch(tmp_path):
+    """Lightning's own SIGTERM check comes after the callbacks' batch-end hooks: a signal in
+    between (here from the model's hook, which runs last) must not end training unsaved."""
+    from astroclr.config import assemble_config, resolve
+    from astroclr.plugin.registry import get_registry
+    from astroclr.runs.build import build_training
+    from astroclr.runs.rundir import RunDir
+    from astroclr.train.trainer import Interrupted, fit
+
+    reg = get_registry()
+    cfg = resolve(assemble_config(None, SETS + ["train.epochs=2", "train.batch_size=16"],
+                                  backbone="smallcnn"), reg)
+    galaxies, model, _ = build_training(reg, cfg)
+
+    def signal_at_step_2(*args):
+        if model.global_step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    model.on_train_batch_end = signal_at_step_2
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Interrupted, match=r"SIGTERM \(checkpoint saved at step 3\)") as info:
+        fit(model, galaxies, cfg.train, 0, RunDir(tmp_path / "run"), False, None)
+    assert info.value.exit_code == 143
+    assert _step(tmp_path / "run" / "checkpoints" / "last.ckpt") == 3
+    assert signal.getsignal(signal.SIGTERM) is before  # the process's handler is given back

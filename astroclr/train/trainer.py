@@ -116,10 +116,13 @@ class StopOnSignal(L.Callback):
     training: the current batch finishes, ``last.ckpt`` is written, training stops.
 
     Without this, Lightning catches the KeyboardInterrupt inside ``trainer.fit`` and exits 1
-    with no checkpoint and no word, and turns SIGTERM into its SIGTERMException. Lightning's
-    signal connector keeps a SIGTERM handler that was installed before ``fit`` and calls it
-    too, so this handler sees SIGTERM whatever Lightning does with it. A second signal stops
-    at once (Lightning's exit), keeping the last periodic checkpoint.
+    with no checkpoint and no word, and turns SIGTERM into its SIGTERMException. Its handler
+    is installed once ``fit`` starts and raises that exception at the end of the batch, after
+    the callbacks' ``on_train_batch_end``: a SIGTERM that came after this callback's hook ran
+    ended training with no checkpoint of its own (CI caught it: the test signals just after a
+    periodic checkpoint). So once training starts, SIGTERM is taken back from Lightning; it
+    is only this process's (the callback runs with one process). A second signal stops at
+    once, keeping the last periodic checkpoint.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -140,6 +143,12 @@ class StopOnSignal(L.Callback):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous = {}
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning registered its own SIGTERM handler after install(); its teardown puts
+        # back the one it found (ours), and restore() the one before that.
+        if self._previous:
+            signal.signal(signal.SIGTERM, self._handle)
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.signum is not None:
